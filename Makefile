@@ -1,0 +1,55 @@
+# cache_ext: result caching in PostgreSQL (shared memory or Redis).
+#
+# PGXS is included only when pg_config exists, so that "make demo" and
+# "make test" can run on a machine that has nothing installed yet: they
+# install what is missing first (test/deps.sh), then call make again.
+
+EXTENSION = cache_ext
+MODULE_big = cache_ext
+OBJS = \
+	src/cache_ext.o \
+	src/guc.o \
+	src/functions.o \
+	src/cache.o \
+	src/stats.o \
+	src/glob.o \
+	src/store_shmem.o \
+	src/store_redis.o
+
+DATA = cache_ext--0.1.sql
+PGFILEDESC = "cache_ext - result caching in shared memory or Redis"
+
+PG_CPPFLAGS = -I$(srcdir)/src
+SHLIB_LINK = -lhiredis
+
+# pg_regress cases, run once per store by "make test" (test/run.sh).
+REGRESS = basic args values ttl invalidate stats
+REGRESS_OPTS = --inputdir=. --outputdir=results
+
+PG_CONFIG ?= pg_config
+PGXS := $(shell $(PG_CONFIG) --pgxs 2>/dev/null)
+ifneq ($(PGXS),)
+include $(PGXS)
+else
+all install installcheck:
+	@echo "pg_config not found: install postgresql-server-dev-15 (or run 'make deps'), or set PG_CONFIG" >&2
+	@exit 1
+endif
+
+.PHONY: deps test demo bench
+
+# Install the Debian packages the build, the tests and the demo need.
+deps:
+	bash test/deps.sh
+
+# The whole suite on a throwaway cluster and Redis: regress (both stores),
+# isolation, TAP and scripts.  Installs missing packages first.
+test:
+	bash test/run.sh
+
+# The main job, on the default shared-memory store, as a short report.
+demo:
+	bash examples/demo.sh
+
+bench:
+	bash bench/run.sh

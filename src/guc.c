@@ -1,0 +1,124 @@
+/*-------------------------------------------------------------------------
+ *
+ * guc.c
+ *		The cache_ext.* settings.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "cache_ext.h"
+
+int			cache_backend = CACHE_BACKEND_SHMEM;
+int			cache_default_ttl = 300;
+int			cache_shmem_size_mb = 64;
+int			cache_max_value_size = 1024 * 1024;
+char	   *cache_redis_url = NULL;
+int			cache_redis_connect_timeout = 1000;
+int			cache_redis_command_timeout = 500;
+char	   *cache_key_prefix = NULL;
+int			cache_on_error = CACHE_ON_ERROR_WARN;
+
+static const struct config_enum_entry backend_options[] = {
+	{"shmem", CACHE_BACKEND_SHMEM, false},
+	{"redis", CACHE_BACKEND_REDIS, false},
+	{NULL, 0, false}
+};
+
+static const struct config_enum_entry on_error_options[] = {
+	{"warn", CACHE_ON_ERROR_WARN, false},
+	{"ignore", CACHE_ON_ERROR_IGNORE, false},
+	{"error", CACHE_ON_ERROR_ERROR, false},
+	{NULL, 0, false}
+};
+
+void
+cache_define_gucs(void)
+{
+	DefineCustomEnumVariable("cache_ext.backend",
+							 "Where cached values live: shmem or redis.",
+							 NULL,
+							 &cache_backend,
+							 CACHE_BACKEND_SHMEM,
+							 backend_options,
+							 PGC_USERSET,
+							 0,
+							 NULL, NULL, NULL);
+
+	DefineCustomIntVariable("cache_ext.default_ttl",
+							"Time to live used when a call passes no TTL; 0 means never expires.",
+							NULL,
+							&cache_default_ttl,
+							300, 0, INT_MAX,
+							PGC_USERSET,
+							GUC_UNIT_S,
+							NULL, NULL, NULL);
+
+	DefineCustomIntVariable("cache_ext.shmem_size",
+							"Size of the shared-memory store (entries, values and index).",
+							NULL,
+							&cache_shmem_size_mb,
+							64, 8, INT_MAX / 2,
+							PGC_POSTMASTER,
+							GUC_UNIT_MB,
+							NULL, NULL, NULL);
+
+	DefineCustomIntVariable("cache_ext.max_value_size",
+							"Values larger than this are not stored.",
+							NULL,
+							&cache_max_value_size,
+							1024 * 1024, 0, MaxAllocSize / 2,
+							PGC_USERSET,
+							GUC_UNIT_BYTE,
+							NULL, NULL, NULL);
+
+	DefineCustomStringVariable("cache_ext.redis_url",
+							   "Redis server: redis://[:password@]host[:port][/db] or unix:///path[?db=N].",
+							   NULL,
+							   &cache_redis_url,
+							   "redis://127.0.0.1:6379/0",
+							   PGC_SUSET,
+							   0,
+							   cache_redis_check_url,
+							   cache_redis_assign_url,
+							   cache_redis_show_url);
+
+	DefineCustomIntVariable("cache_ext.redis_connect_timeout",
+							"How long connecting to Redis may take.",
+							NULL,
+							&cache_redis_connect_timeout,
+							1000, 1, INT_MAX,
+							PGC_SUSET,
+							GUC_UNIT_MS,
+							NULL, NULL, NULL);
+
+	DefineCustomIntVariable("cache_ext.redis_command_timeout",
+							"How long one Redis call may wait for its answer.",
+							NULL,
+							&cache_redis_command_timeout,
+							500, 1, INT_MAX,
+							PGC_SUSET,
+							GUC_UNIT_MS,
+							NULL, NULL, NULL);
+
+	DefineCustomStringVariable("cache_ext.key_prefix",
+							   "Prepended to every Redis key.",
+							   NULL,
+							   &cache_key_prefix,
+							   "",
+							   PGC_SUSET,
+							   0,
+							   NULL, NULL, NULL);
+
+	DefineCustomEnumVariable("cache_ext.on_error",
+							 "What a store failure does: warn, ignore or error.",
+							 NULL,
+							 &cache_on_error,
+							 CACHE_ON_ERROR_WARN,
+							 on_error_options,
+							 PGC_USERSET,
+							 0,
+							 NULL, NULL, NULL);
+
+	MarkGUCPrefixReserved("cache_ext");
+}
