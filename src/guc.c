@@ -7,7 +7,10 @@
  */
 #include "postgres.h"
 
+#include <limits.h>
+
 #include "cache_ext.h"
+#include "utils/memutils.h"
 
 int			cache_backend = CACHE_BACKEND_SHMEM;
 int			cache_default_ttl = 300;

@@ -1,0 +1,62 @@
+/*-------------------------------------------------------------------------
+ *
+ * cache_ext.c
+ *		Module entry point: settings and shared-memory hooks.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "cache_ext.h"
+#include "miscadmin.h"
+#include "storage/ipc.h"
+#include "storage/lwlock.h"
+#include "storage/shmem.h"
+
+PG_MODULE_MAGIC;
+
+bool		cache_preloaded = false;
+
+static shmem_request_hook_type prev_shmem_request_hook = NULL;
+static shmem_startup_hook_type prev_shmem_startup_hook = NULL;
+
+void		_PG_init(void);
+
+static void
+cache_shmem_request_hook(void)
+{
+	if (prev_shmem_request_hook)
+		prev_shmem_request_hook();
+	cache_shmem_request();
+	RequestAddinShmemSpace(cache_stats_shmem_size());
+}
+
+static void
+cache_shmem_startup_hook(void)
+{
+	if (prev_shmem_startup_hook)
+		prev_shmem_startup_hook();
+	LWLockAcquire(AddinShmemInitLock, LW_EXCLUSIVE);
+	cache_shmem_startup();
+	cache_stats_shmem_init();
+	LWLockRelease(AddinShmemInitLock);
+}
+
+void
+_PG_init(void)
+{
+	cache_define_gucs();
+
+	/*
+	 * Loaded by CREATE EXTENSION or a first call rather than preloaded: the
+	 * Redis store works, the shared-memory store reports what to add.
+	 */
+	if (!process_shared_preload_libraries_in_progress)
+		return;
+
+	cache_preloaded = true;
+	prev_shmem_request_hook = shmem_request_hook;
+	shmem_request_hook = cache_shmem_request_hook;
+	prev_shmem_startup_hook = shmem_startup_hook;
+	shmem_startup_hook = cache_shmem_startup_hook;
+}

@@ -1,0 +1,277 @@
+/*-------------------------------------------------------------------------
+ *
+ * functions.c
+ *		The SQL-callable functions.  They check arguments as the contract
+ *		says and call the front layer (cache.c); nothing here knows which
+ *		store is in use.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "cache.h"
+#include "catalog/pg_type.h"
+#include "fmgr.h"
+#include "funcapi.h"
+#include "utils/array.h"
+#include "utils/builtins.h"
+#include "utils/jsonb.h"
+
+PG_FUNCTION_INFO_V1(sql_cache_get);
+PG_FUNCTION_INFO_V1(sql_cache_get_many);
+PG_FUNCTION_INFO_V1(sql_cache_set);
+PG_FUNCTION_INFO_V1(sql_cache_set_jsonb);
+PG_FUNCTION_INFO_V1(sql_cache_delete);
+PG_FUNCTION_INFO_V1(sql_cache_invalidate_prefix);
+PG_FUNCTION_INFO_V1(sql_cache_invalidate_pattern);
+PG_FUNCTION_INFO_V1(sql_cache_ttl);
+PG_FUNCTION_INFO_V1(sql_cache_flush);
+PG_FUNCTION_INFO_V1(sql_cache_stats);
+PG_FUNCTION_INFO_V1(sql_cache_reset_stats);
+
+/* ---- argument checks ---- */
+
+/* A key or prefix: 1 to CACHE_MAX_KEY_LEN bytes. */
+static void
+check_key(const char *argname, int len)
+{
+	if (len == 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("%s must not be empty", argname)));
+	if (len > CACHE_MAX_KEY_LEN)
+		ereport(ERROR,
+				(errcode(ERRCODE_STRING_DATA_RIGHT_TRUNCATION),
+				 errmsg("%s must be at most %d bytes long, not %d",
+						argname, CACHE_MAX_KEY_LEN, len)));
+}
+
+/* The TTL argument: NULL means cache_ext.default_ttl, 0 never expires. */
+static int
+ttl_arg(FunctionCallInfo fcinfo, int argno)
+{
+	int32		ttl;
+
+	if (PG_NARGS() <= argno || PG_ARGISNULL(argno))
+		return cache_default_ttl;
+	ttl = PG_GETARG_INT32(argno);
+	if (ttl < 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("ttl must not be negative, got %d", ttl),
+				 errhint("Pass 0 for a value that never expires, or NULL for cache_ext.default_ttl.")));
+	return ttl;
+}
+
+#define KEY_ARG(n, name, ptr, len) \
+	do { \
+		text	   *t_ = PG_GETARG_TEXT_PP(n); \
+		(ptr) = VARDATA_ANY(t_); \
+		(len) = VARSIZE_ANY_EXHDR(t_); \
+		check_key((name), (len)); \
+	} while (0)
+
+/* ---- functions ---- */
+
+Datum
+sql_cache_get(PG_FUNCTION_ARGS)
+{
+	const char *key;
+	int			keylen;
+	text	   *value;
+
+	KEY_ARG(0, "key", key, keylen);
+	value = cache_get(key, keylen);
+	if (value == NULL)
+		PG_RETURN_NULL();
+	PG_RETURN_TEXT_P(value);
+}
+
+Datum
+sql_cache_get_many(PG_FUNCTION_ARGS)
+{
+	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
+	ArrayType  *arr = PG_GETARG_ARRAYTYPE_P(0);
+	Datum	   *elems;
+	bool	   *nulls;
+	int			n;
+	int			nkeys = 0;
+	const char **keys;
+	int		   *keylens;
+	text	  **values;
+
+	InitMaterializedSRF(fcinfo, 0);
+	if (ARR_NDIM(arr) > 1)
+		ereport(ERROR,
+				(errcode(ERRCODE_ARRAY_SUBSCRIPT_ERROR),
+				 errmsg("keys must be a one-dimensional array")));
+	deconstruct_array(arr, TEXTOID, -1, false, TYPALIGN_INT, &elems, &nulls, &n);
+
+	keys = palloc(Max(n, 1) * sizeof(char *));
+	keylens = palloc(Max(n, 1) * sizeof(int));
+	values = palloc(Max(n, 1) * sizeof(text *));
+	for (int i = 0; i < n; i++)
+	{
+		text	   *t;
+
+		/* a NULL key has no value, like cache_get(NULL) */
+		if (nulls[i])
+			continue;
+		t = DatumGetTextPP(elems[i]);
+		keys[nkeys] = VARDATA_ANY(t);
+		keylens[nkeys] = VARSIZE_ANY_EXHDR(t);
+		check_key("key", keylens[nkeys]);
+		nkeys++;
+	}
+	if (nkeys > 0)
+		cache_get_many(nkeys, keys, keylens, values);
+
+	for (int i = 0; i < nkeys; i++)
+	{
+		Datum		row[2];
+		bool		rownulls[2] = {false, false};
+
+		if (values[i] == NULL)
+			continue;
+		row[0] = PointerGetDatum(cstring_to_text_with_len(keys[i], keylens[i]));
+		row[1] = PointerGetDatum(values[i]);
+		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, row, rownulls);
+	}
+	return (Datum) 0;
+}
+
+/* cache_set for text and jsonb: NULL key or value stores nothing */
+static Datum
+set_common(FunctionCallInfo fcinfo, const char *val, Size vallen)
+{
+	const char *key;
+	int			keylen;
+	int			ttl;
+
+	KEY_ARG(0, "key", key, keylen);
+	ttl = ttl_arg(fcinfo, 2);
+	PG_RETURN_BOOL(cache_set(key, keylen, val, vallen, ttl));
+}
+
+Datum
+sql_cache_set(PG_FUNCTION_ARGS)
+{
+	text	   *value;
+
+	if (PG_ARGISNULL(0) || PG_ARGISNULL(1))
+		PG_RETURN_NULL();
+	value = PG_GETARG_TEXT_PP(1);
+	return set_common(fcinfo, VARDATA_ANY(value), VARSIZE_ANY_EXHDR(value));
+}
+
+Datum
+sql_cache_set_jsonb(PG_FUNCTION_ARGS)
+{
+	Jsonb	   *jb;
+	char	   *json;
+
+	if (PG_ARGISNULL(0) || PG_ARGISNULL(1))
+		PG_RETURN_NULL();
+	jb = PG_GETARG_JSONB_P(1);
+	json = JsonbToCString(NULL, &jb->root, VARSIZE(jb));
+	return set_common(fcinfo, json, strlen(json));
+}
+
+Datum
+sql_cache_delete(PG_FUNCTION_ARGS)
+{
+	const char *key;
+	int			keylen;
+
+	KEY_ARG(0, "key", key, keylen);
+	PG_RETURN_BOOL(cache_delete(key, keylen));
+}
+
+Datum
+sql_cache_invalidate_prefix(PG_FUNCTION_ARGS)
+{
+	const char *prefix;
+	int			len;
+
+	KEY_ARG(0, "prefix", prefix, len);
+	PG_RETURN_INT64(cache_invalidate_prefix(prefix, len));
+}
+
+Datum
+sql_cache_invalidate_pattern(PG_FUNCTION_ARGS)
+{
+	const char *pattern;
+	int			len;
+
+	KEY_ARG(0, "pattern", pattern, len);
+	if (!cache_glob_valid(pattern, len))
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_REGULAR_EXPRESSION),
+				 errmsg("pattern \"%.*s\" is not a valid glob pattern", len, pattern),
+				 errdetail("A \"[\" needs a closing \"]\" and a \"\\\" needs a character after it.")));
+	PG_RETURN_INT64(cache_invalidate_pattern(pattern, len));
+}
+
+Datum
+sql_cache_ttl(PG_FUNCTION_ARGS)
+{
+	const char *key;
+	int			keylen;
+	bool		found;
+	int32		ttl;
+
+	KEY_ARG(0, "key", key, keylen);
+	ttl = cache_ttl(key, keylen, &found);
+	if (!found)
+		PG_RETURN_NULL();
+	PG_RETURN_INT32(ttl);
+}
+
+Datum
+sql_cache_flush(PG_FUNCTION_ARGS)
+{
+	PG_RETURN_INT64(cache_flush());
+}
+
+Datum
+sql_cache_stats(PG_FUNCTION_ARGS)
+{
+	const CacheStore *store = cache_current_store();
+	TupleDesc	tupdesc;
+	Datum		values[13];
+	bool		nulls[13] = {0};
+	int64		counters[CACHE_NUM_COUNTERS];
+	CacheStoreSize size;
+	int64		lookups;
+	int			i = 0;
+
+	if (get_call_result_type(fcinfo, NULL, &tupdesc) != TYPEFUNC_COMPOSITE)
+		elog(ERROR, "return type must be a row type");
+
+	store->size(&size);
+	cache_stat_read(cache_backend, counters);
+
+	values[i++] = CStringGetTextDatum(store->name);
+	for (int c = 0; c < CACHE_NUM_COUNTERS; c++)
+		values[i++] = Int64GetDatum(counters[c]);
+	/* a store that could not tell reports a negative size: show NULL */
+	nulls[i] = size.entries < 0;
+	values[i++] = Int64GetDatum(size.entries);
+	nulls[i] = size.bytes_used < 0;
+	values[i++] = Int64GetDatum(size.bytes_used);
+	nulls[i] = size.bytes_max < 0;
+	values[i++] = Int64GetDatum(size.bytes_max);
+	lookups = counters[CACHE_STAT_HITS] + counters[CACHE_STAT_MISSES];
+	values[i++] = Float8GetDatum(lookups > 0 ?
+								 (double) counters[CACHE_STAT_HITS] / lookups : 0.0);
+	Assert(i == lengthof(values));
+
+	PG_RETURN_DATUM(HeapTupleGetDatum(heap_form_tuple(tupdesc, values, nulls)));
+}
+
+Datum
+sql_cache_reset_stats(PG_FUNCTION_ARGS)
+{
+	cache_stat_reset();
+	PG_RETURN_VOID();
+}

@@ -1,0 +1,857 @@
+/*-------------------------------------------------------------------------
+ *
+ * store_shmem.c
+ *		The shared-memory store: a fixed arena of blocks, a partitioned
+ *		hash index and SIEVE eviction.
+ *
+ * Memory model.  cache_ext.shmem_size is carved, once, into
+ *   - a header and CACHE_PARTITIONS partitions (queue heads, counters),
+ *   - the hash buckets (one per two blocks, split evenly by partition),
+ *   - a stack of free block numbers,
+ *   - the blocks: CACHE_BLOCK_SIZE bytes each.
+ * An entry is a chain of blocks.  The first one holds the entry header, then
+ * key and value bytes continue through the chain.  Any value size works
+ * without fragmentation, and nothing is allocated at run time.
+ *
+ * Concurrency.  A key's hash picks its partition; each partition has its
+ * own LWLock, hash buckets and SIEVE queue.  Readers take the lock shared.
+ * Block allocation happens before taking a partition lock and data is
+ * copied into the new chain while no lock is held; the partition lock is
+ * then held only to link the entry in.  Chains that leave the index are
+ * returned to the free stack after the partition lock is released.  The
+ * free stack has its own spinlock, held only for a memcpy; it is the only
+ * lock ever taken while a partition lock is held, so there is no ordering
+ * problem.  Bulk invalidation walks one partition a few hundred buckets
+ * at a time, so no lock is held for long however large the store is.
+ *
+ * Eviction.  When the free stack runs dry, a setter evicts from partitions
+ * in turn with SIEVE (Zhang et al., NSDI '24): a hit sets the entry's
+ * "visited" flag; the hand walks from the oldest entry to the newest,
+ * clearing flags and evicting the first unvisited (or expired) entry.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "cache_ext.h"
+#include "common/hashfn.h"
+#include "miscadmin.h"
+#include "port/atomics.h"
+#include "portability/instr_time.h"
+#include "storage/ipc.h"
+#include "storage/lwlock.h"
+#include "storage/shmem.h"
+#include "storage/spin.h"
+#include "utils/timestamp.h"
+
+#define CACHE_PARTITIONS	128
+#define CACHE_BLOCK_SIZE	128
+#define CACHE_TRANCHE		"cache_ext"
+
+/* buckets handled per lock acquisition by bulk invalidation */
+#define SCAN_CHUNK_BUCKETS	256
+
+typedef uint32 BlockNo;
+
+#define InvalidBlock		((BlockNo) 0xFFFFFFFF)
+
+typedef struct CacheBlock
+{
+	BlockNo		next;			/* next block of the same entry */
+	char		data[CACHE_BLOCK_SIZE - sizeof(BlockNo)];
+} CacheBlock;
+
+/* The first block of an entry. */
+typedef struct CacheEntry
+{
+	BlockNo		next;			/* overlays CacheBlock.next */
+	BlockNo		hnext;			/* hash chain */
+	BlockNo		newer;			/* SIEVE queue, towards the newest */
+	BlockNo		older;			/* SIEVE queue, towards the oldest */
+	uint32		hash;
+	Oid			dbid;
+	uint32		vallen;
+	uint16		keylen;
+	uint8		visited;
+	TimestampTz expires;		/* 0: never */
+	char		data[FLEXIBLE_ARRAY_MEMBER];	/* key, then value */
+} CacheEntry;
+
+#define HEAD_PAYLOAD	(CACHE_BLOCK_SIZE - offsetof(CacheEntry, data))
+#define CONT_PAYLOAD	(CACHE_BLOCK_SIZE - offsetof(CacheBlock, data))
+
+StaticAssertDecl(sizeof(CacheBlock) == CACHE_BLOCK_SIZE, "block size");
+StaticAssertDecl(offsetof(CacheEntry, data) < CACHE_BLOCK_SIZE, "header fits");
+
+typedef struct CachePartition
+{
+	BlockNo		newest;
+	BlockNo		oldest;
+	BlockNo		hand;			/* SIEVE hand, InvalidBlock = start at oldest */
+	uint32		nentries;
+} CachePartition;
+
+typedef struct CacheShared
+{
+	uint32		nblocks;
+	uint32		nbuckets;		/* per partition, a power of 2 */
+	slock_t		free_lock;
+	uint32		nfree;
+	pg_atomic_uint32 evict_cursor;
+	CachePartition parts[CACHE_PARTITIONS];
+} CacheShared;
+
+/* pointers into the arena, set in every backend at attach */
+static CacheShared *shared = NULL;
+static LWLockPadded *locks = NULL;
+static BlockNo *buckets = NULL;
+static BlockNo *free_stack = NULL;
+static CacheBlock *blocks = NULL;
+
+#define ENTRY(b)		((CacheEntry *) &blocks[(b)])
+#define PART_LOCK(p)	(&locks[(p)].lock)
+#define BUCKET(p, h)	(&buckets[(Size) (p) * shared->nbuckets + \
+								  (((h) / CACHE_PARTITIONS) & (shared->nbuckets - 1))])
+
+/* ---- sizing and startup ---- */
+
+static Size
+arena_bytes(void)
+{
+	return (Size) cache_shmem_size_mb * 1024 * 1024;
+}
+
+/*
+ * Blocks and buckets that fit in the arena after the fixed header: each
+ * block costs its own size, a free-stack slot and half a bucket.
+ */
+static void
+arena_layout(uint32 *nblocks, uint32 *nbuckets)
+{
+	Size		avail = arena_bytes() - MAXALIGN(sizeof(CacheShared)) - 4 * PG_CACHE_LINE_SIZE;
+	Size		per_block = CACHE_BLOCK_SIZE + sizeof(BlockNo) + sizeof(BlockNo);
+	uint32		nb = 1;
+
+	/* one bucket per two blocks, rounded down to a power of 2 per partition */
+	while ((Size) nb * 2 * CACHE_PARTITIONS * 2 <= avail / per_block)
+		nb *= 2;
+	*nbuckets = nb;
+	*nblocks = (avail - (Size) nb * CACHE_PARTITIONS * sizeof(BlockNo)) /
+		(CACHE_BLOCK_SIZE + sizeof(BlockNo));
+}
+
+Size
+cache_shmem_size(void)
+{
+	return arena_bytes();
+}
+
+void
+cache_shmem_request(void)
+{
+	RequestAddinShmemSpace(cache_shmem_size());
+	RequestNamedLWLockTranche(CACHE_TRANCHE, CACHE_PARTITIONS);
+}
+
+/* Attach to (or create) the store; AddinShmemInitLock is held. */
+void
+cache_shmem_startup(void)
+{
+	bool		found;
+	char	   *p;
+	uint32		nblocks;
+	uint32		nbuckets;
+
+	arena_layout(&nblocks, &nbuckets);
+
+	p = ShmemInitStruct("cache_ext store", cache_shmem_size(), &found);
+	shared = (CacheShared *) p;
+	locks = GetNamedLWLockTranche(CACHE_TRANCHE);
+	p += MAXALIGN(sizeof(CacheShared));
+	buckets = (BlockNo *) p;
+	p += MAXALIGN((Size) nbuckets * CACHE_PARTITIONS * sizeof(BlockNo));
+	free_stack = (BlockNo *) p;
+	p += MAXALIGN((Size) nblocks * sizeof(BlockNo));
+	blocks = (CacheBlock *) TYPEALIGN(PG_CACHE_LINE_SIZE, p);
+
+	if (!found)
+	{
+		shared->nblocks = nblocks;
+		shared->nbuckets = nbuckets;
+		SpinLockInit(&shared->free_lock);
+		pg_atomic_init_u32(&shared->evict_cursor, 0);
+		for (int i = 0; i < CACHE_PARTITIONS; i++)
+		{
+			shared->parts[i].newest = InvalidBlock;
+			shared->parts[i].oldest = InvalidBlock;
+			shared->parts[i].hand = InvalidBlock;
+			shared->parts[i].nentries = 0;
+		}
+		memset(buckets, 0xFF, (Size) nbuckets * CACHE_PARTITIONS * sizeof(BlockNo));
+		/* pop from the top; hand out low block numbers first */
+		for (uint32 i = 0; i < nblocks; i++)
+			free_stack[i] = nblocks - 1 - i;
+		shared->nfree = nblocks;
+	}
+
+	Assert((char *) (blocks + nblocks) <= (char *) shared + cache_shmem_size());
+}
+
+static void
+require_shmem(void)
+{
+	if (shared == NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("cache_ext's shared-memory store needs shared_preload_libraries = 'cache_ext' in postgresql.conf"),
+				 errhint("Add the line, then restart the server; or SET cache_ext.backend = 'redis'.")));
+}
+
+/* ---- blocks ---- */
+
+static inline uint32
+blocks_for(Size len)
+{
+	if (len <= HEAD_PAYLOAD)
+		return 1;
+	return 1 + (len - HEAD_PAYLOAD + CONT_PAYLOAD - 1) / CONT_PAYLOAD;
+}
+
+static inline uint32
+entry_blocks(CacheEntry *e)
+{
+	return blocks_for((Size) e->keylen + e->vallen);
+}
+
+/* Take n blocks from the free stack, all or none. */
+static bool
+pop_blocks(uint32 n, BlockNo *out)
+{
+	bool		ok = false;
+
+	SpinLockAcquire(&shared->free_lock);
+	if (shared->nfree >= n)
+	{
+		shared->nfree -= n;
+		memcpy(out, free_stack + shared->nfree, n * sizeof(BlockNo));
+		ok = true;
+	}
+	SpinLockRelease(&shared->free_lock);
+	return ok;
+}
+
+/*
+ * Return unlinked chains to the free stack.  Called with no partition lock
+ * held: the chains are private once they have left the index.
+ */
+static void
+free_chains(const BlockNo *heads, int nheads)
+{
+	for (int i = 0; i < nheads; i++)
+	{
+		uint32		n = entry_blocks(ENTRY(heads[i]));
+		BlockNo		tmp[64];
+		BlockNo		b = heads[i];
+
+		while (n > 0)
+		{
+			uint32		k = 0;
+
+			while (k < lengthof(tmp) && b != InvalidBlock)
+			{
+				tmp[k++] = b;
+				b = blocks[b].next;
+			}
+			SpinLockAcquire(&shared->free_lock);
+			memcpy(free_stack + shared->nfree, tmp, k * sizeof(BlockNo));
+			shared->nfree += k;
+			SpinLockRelease(&shared->free_lock);
+			n -= k;
+		}
+	}
+}
+
+/* Copy len bytes at offset off of an entry's key+value stream. */
+static void
+chain_read(CacheEntry *e, Size off, char *dst, Size len)
+{
+	CacheBlock *blk = (CacheBlock *) e;
+	char	   *src = e->data;
+	Size		avail = HEAD_PAYLOAD;
+
+	while (off >= avail)
+	{
+		off -= avail;
+		blk = &blocks[blk->next];
+		src = blk->data;
+		avail = CONT_PAYLOAD;
+	}
+	src += off;
+	avail -= off;
+	for (;;)
+	{
+		Size		n = Min(len, avail);
+
+		memcpy(dst, src, n);
+		dst += n;
+		len -= n;
+		if (len == 0)
+			break;
+		blk = &blocks[blk->next];
+		src = blk->data;
+		avail = CONT_PAYLOAD;
+	}
+}
+
+/* Fill a fresh chain with key then value. */
+static void
+chain_write(BlockNo *chain, uint32 n, const char *key, int keylen,
+			const char *val, Size vallen)
+{
+	CacheEntry *e = ENTRY(chain[0]);
+	char	   *dst = e->data;
+	Size		avail = HEAD_PAYLOAD;
+	uint32		i = 0;
+	const char *src = key;
+	Size		left = keylen;
+	bool		in_key = true;
+
+	for (uint32 j = 0; j < n; j++)
+		blocks[chain[j]].next = (j + 1 < n) ? chain[j + 1] : InvalidBlock;
+
+	for (;;)
+	{
+		Size		k = Min(left, avail);
+
+		memcpy(dst, src, k);
+		dst += k;
+		avail -= k;
+		left -= k;
+		if (left == 0)
+		{
+			if (!in_key || vallen == 0)
+				break;
+			in_key = false;
+			src = val;
+			left = vallen;
+			continue;
+		}
+		src += k;
+		if (avail == 0)
+		{
+			dst = blocks[chain[++i]].data;
+			avail = CONT_PAYLOAD;
+		}
+	}
+}
+
+static bool
+key_equals(CacheEntry *e, uint32 hash, const char *key, int keylen)
+{
+	char		buf[CACHE_MAX_KEY_LEN];
+
+	if (e->hash != hash || e->keylen != keylen || e->dbid != MyDatabaseId)
+		return false;
+	if (keylen <= HEAD_PAYLOAD)
+		return memcmp(e->data, key, keylen) == 0;
+	chain_read(e, 0, buf, keylen);
+	return memcmp(buf, key, keylen) == 0;
+}
+
+/* ---- index and queue, partition lock held ---- */
+
+static inline uint32
+key_hash(const char *key, int keylen)
+{
+	return (uint32) hash_bytes_extended((const unsigned char *) key, keylen,
+										MyDatabaseId);
+}
+
+static BlockNo
+lookup(int part, uint32 hash, const char *key, int keylen)
+{
+	BlockNo		b = *BUCKET(part, hash);
+
+	while (b != InvalidBlock && !key_equals(ENTRY(b), hash, key, keylen))
+		b = ENTRY(b)->hnext;
+	return b;
+}
+
+static inline bool
+is_expired(CacheEntry *e, TimestampTz now)
+{
+	return e->expires != 0 && e->expires <= now;
+}
+
+/* Link a filled entry in as the newest of its partition (exclusive lock). */
+static void
+link_entry(int part, BlockNo b)
+{
+	CachePartition *p = &shared->parts[part];
+	CacheEntry *e = ENTRY(b);
+	BlockNo    *bucket = BUCKET(part, e->hash);
+
+	e->hnext = *bucket;
+	*bucket = b;
+	e->newer = InvalidBlock;
+	e->older = p->newest;
+	if (p->newest != InvalidBlock)
+		ENTRY(p->newest)->newer = b;
+	else
+		p->oldest = b;
+	p->newest = b;
+	p->nentries++;
+}
+
+/* Take an entry out of the index and the queue (exclusive lock). */
+static void
+unlink_entry(int part, BlockNo b)
+{
+	CachePartition *p = &shared->parts[part];
+	CacheEntry *e = ENTRY(b);
+	BlockNo    *link = BUCKET(part, e->hash);
+
+	while (*link != b)
+		link = &ENTRY(*link)->hnext;
+	*link = e->hnext;
+
+	if (p->hand == b)
+		p->hand = e->newer;
+	if (e->newer != InvalidBlock)
+		ENTRY(e->newer)->older = e->older;
+	else
+		p->newest = e->older;
+	if (e->older != InvalidBlock)
+		ENTRY(e->older)->newer = e->newer;
+	else
+		p->oldest = e->newer;
+	p->nentries--;
+}
+
+/* ---- eviction ---- */
+
+#define MAX_VICTIMS 64
+
+/*
+ * Run the SIEVE hand of one partition until "want" blocks are freed, the
+ * victim array is full or every entry has been looked at once more than
+ * the partition holds (after which all flags are clear, so it always
+ * finds a victim when the partition is not empty).
+ */
+static int
+sieve_evict(int part, uint32 want, BlockNo *victims, uint32 *freed,
+			int64 *nexpired)
+{
+	CachePartition *p = &shared->parts[part];
+	TimestampTz now = GetCurrentTimestamp();
+	uint32		budget = p->nentries + 1;
+	int			nvictims = 0;
+	BlockNo		b = (p->hand != InvalidBlock) ? p->hand : p->oldest;
+
+	while (b != InvalidBlock && *freed < want && nvictims < MAX_VICTIMS &&
+		   budget-- > 0)
+	{
+		CacheEntry *e = ENTRY(b);
+		BlockNo		next = (e->newer != InvalidBlock) ? e->newer : p->oldest;
+
+		if (e->visited && !is_expired(e, now))
+		{
+			e->visited = 0;
+			b = next;
+			continue;
+		}
+		if (is_expired(e, now))
+			(*nexpired)++;
+		unlink_entry(part, b);
+		*freed += entry_blocks(e);
+		victims[nvictims++] = b;
+		b = (p->nentries > 0) ? ((next != b) ? next : p->oldest) : InvalidBlock;
+	}
+	p->hand = b;
+	return nvictims;
+}
+
+/* Free at least "want" blocks by evicting from partitions in turn. */
+static void
+evict(uint32 want)
+{
+	uint32		freed = 0;
+	int64		nevicted = 0;
+	int64		nexpired = 0;
+
+	for (int tries = 0; tries < 2 * CACHE_PARTITIONS && freed < want; tries++)
+	{
+		int			part = pg_atomic_fetch_add_u32(&shared->evict_cursor, 1) % CACHE_PARTITIONS;
+		BlockNo		victims[MAX_VICTIMS];
+		int			n;
+
+		if (shared->parts[part].nentries == 0)
+			continue;
+		LWLockAcquire(PART_LOCK(part), LW_EXCLUSIVE);
+		n = sieve_evict(part, want, victims, &freed, &nexpired);
+		LWLockRelease(PART_LOCK(part));
+		free_chains(victims, n);
+		nevicted += n;
+	}
+	cache_stat_add(CACHE_BACKEND_SHMEM, CACHE_STAT_EVICTIONS, nevicted - nexpired);
+	cache_stat_add(CACHE_BACKEND_SHMEM, CACHE_STAT_EXPIRATIONS, nexpired);
+}
+
+static bool
+alloc_chain(uint32 n, BlockNo *chain)
+{
+	/* evict a little ahead so that every set does not have to */
+	uint32		slack = Min(32, shared->nblocks / 64);
+
+	for (int round = 0; round < 8; round++)
+	{
+		if (pop_blocks(n, chain))
+			return true;
+		evict(n + slack);
+	}
+	return false;
+}
+
+/* ---- the store operations ---- */
+
+/*
+ * An entry found expired by a reader: remove it if it is still there and
+ * still expired (another backend may have replaced it meanwhile).
+ */
+static void
+reclaim_expired(int part, uint32 hash, const char *key, int keylen)
+{
+	BlockNo		b;
+	bool		removed = false;
+
+	LWLockAcquire(PART_LOCK(part), LW_EXCLUSIVE);
+	b = lookup(part, hash, key, keylen);
+	if (b != InvalidBlock && is_expired(ENTRY(b), GetCurrentTimestamp()))
+	{
+		unlink_entry(part, b);
+		removed = true;
+	}
+	LWLockRelease(PART_LOCK(part));
+	if (removed)
+	{
+		free_chains(&b, 1);
+		cache_stat_add(CACHE_BACKEND_SHMEM, CACHE_STAT_EXPIRATIONS, 1);
+	}
+}
+
+static text *
+shmem_get(const char *key, int keylen)
+{
+	uint32		hash;
+	int			part;
+	BlockNo		b;
+	text	   *result = NULL;
+	bool		expired = false;
+
+	require_shmem();
+	hash = key_hash(key, keylen);
+	part = hash % CACHE_PARTITIONS;
+
+	LWLockAcquire(PART_LOCK(part), LW_SHARED);
+	b = lookup(part, hash, key, keylen);
+	if (b != InvalidBlock)
+	{
+		CacheEntry *e = ENTRY(b);
+
+		if (is_expired(e, GetCurrentTimestamp()))
+			expired = true;
+		else
+		{
+			result = (text *) palloc(VARHDRSZ + e->vallen);
+			SET_VARSIZE(result, VARHDRSZ + e->vallen);
+			if (e->vallen > 0)
+				chain_read(e, e->keylen, VARDATA(result), e->vallen);
+			/* readers race to set the same byte; that is harmless */
+			if (!e->visited)
+				e->visited = 1;
+		}
+	}
+	LWLockRelease(PART_LOCK(part));
+
+	if (expired)
+		reclaim_expired(part, hash, key, keylen);
+	return result;
+}
+
+static void
+shmem_get_many(int nkeys, const char *const *keys, const int *keylens,
+			   text **values)
+{
+	for (int i = 0; i < nkeys; i++)
+		values[i] = shmem_get(keys[i], keylens[i]);
+}
+
+static bool
+shmem_set(const char *key, int keylen, const char *val, Size vallen, int ttl)
+{
+	uint32		hash;
+	int			part;
+	uint32		n;
+	BlockNo		local[16];
+	BlockNo    *chain;
+	CacheEntry *e;
+	BlockNo		old;
+
+	require_shmem();
+	n = blocks_for((Size) keylen + vallen);
+	/* one value may not take more than half the store */
+	if (n > shared->nblocks / 2)
+		return false;
+
+	chain = (n <= lengthof(local)) ? local : palloc(n * sizeof(BlockNo));
+	if (!alloc_chain(n, chain))
+		return false;
+
+	hash = key_hash(key, keylen);
+	part = hash % CACHE_PARTITIONS;
+	e = ENTRY(chain[0]);
+	e->hash = hash;
+	e->dbid = MyDatabaseId;
+	e->keylen = keylen;
+	e->vallen = vallen;
+	e->visited = 0;
+	e->expires = (ttl > 0) ?
+		TimestampTzPlusMilliseconds(GetCurrentTimestamp(), (int64) ttl * 1000) : 0;
+	chain_write(chain, n, key, keylen, val, vallen);
+
+	LWLockAcquire(PART_LOCK(part), LW_EXCLUSIVE);
+	old = lookup(part, hash, key, keylen);
+	if (old != InvalidBlock)
+		unlink_entry(part, old);
+	link_entry(part, chain[0]);
+	LWLockRelease(PART_LOCK(part));
+
+	if (old != InvalidBlock)
+		free_chains(&old, 1);
+	if (chain != local)
+		pfree(chain);
+	return true;
+}
+
+static bool
+shmem_del(const char *key, int keylen)
+{
+	uint32		hash;
+	int			part;
+	BlockNo		b;
+	bool		live = false;
+
+	require_shmem();
+	hash = key_hash(key, keylen);
+	part = hash % CACHE_PARTITIONS;
+
+	LWLockAcquire(PART_LOCK(part), LW_EXCLUSIVE);
+	b = lookup(part, hash, key, keylen);
+	if (b != InvalidBlock)
+	{
+		live = !is_expired(ENTRY(b), GetCurrentTimestamp());
+		unlink_entry(part, b);
+	}
+	LWLockRelease(PART_LOCK(part));
+
+	if (b != InvalidBlock)
+	{
+		free_chains(&b, 1);
+		if (!live)
+			cache_stat_add(CACHE_BACKEND_SHMEM, CACHE_STAT_EXPIRATIONS, 1);
+	}
+	return live;
+}
+
+static int32
+shmem_ttl(const char *key, int keylen, bool *found)
+{
+	uint32		hash;
+	int			part;
+	BlockNo		b;
+	TimestampTz expires = 0;
+	TimestampTz now = GetCurrentTimestamp();
+
+	require_shmem();
+	hash = key_hash(key, keylen);
+	part = hash % CACHE_PARTITIONS;
+
+	*found = false;
+	LWLockAcquire(PART_LOCK(part), LW_SHARED);
+	b = lookup(part, hash, key, keylen);
+	if (b != InvalidBlock && !is_expired(ENTRY(b), now))
+	{
+		*found = true;
+		expires = ENTRY(b)->expires;
+	}
+	LWLockRelease(PART_LOCK(part));
+
+	if (!*found)
+		return 0;
+	if (expires == 0)
+		return -1;
+	/* round to the nearest second, as Redis's TTL does */
+	return (int32) ((expires - now + 500000) / 1000000);
+}
+
+/* ---- bulk invalidation ---- */
+
+typedef enum MatchKind
+{
+	MATCH_ALL,
+	MATCH_PREFIX,
+	MATCH_PATTERN
+} MatchKind;
+
+static bool
+entry_matches(CacheEntry *e, MatchKind kind, const char *arg, int arglen)
+{
+	char		buf[CACHE_MAX_KEY_LEN];
+	const char *key = e->data;
+
+	if (e->dbid != MyDatabaseId)
+		return false;
+	if (kind == MATCH_ALL)
+		return true;
+	if (kind == MATCH_PREFIX)
+	{
+		if (e->keylen < arglen)
+			return false;
+		if (arglen > HEAD_PAYLOAD)
+		{
+			chain_read(e, 0, buf, arglen);
+			key = buf;
+		}
+		return memcmp(key, arg, arglen) == 0;
+	}
+	if (e->keylen > HEAD_PAYLOAD)
+	{
+		chain_read(e, 0, buf, e->keylen);
+		key = buf;
+	}
+	return cache_glob_match(arg, arglen, key, e->keylen);
+}
+
+/*
+ * Remove this database's entries that match, at most SCAN_CHUNK_BUCKETS
+ * buckets and MAX_BULK_VICTIMS removals per lock acquisition, so that
+ * readers never wait long whatever the size of the store.  Entries set into
+ * an already scanned range while the walk goes on are left alone: they
+ * were set after the call started.  Returns the number of live entries
+ * removed.
+ */
+#define MAX_BULK_VICTIMS 1024
+
+static int64
+remove_matching(MatchKind kind, const char *arg, int arglen)
+{
+	int64		removed = 0;
+	int64		nexpired = 0;
+	BlockNo    *victims;
+	double		longest_ms = 0;
+
+	require_shmem();
+	victims = palloc(MAX_BULK_VICTIMS * sizeof(BlockNo));
+	for (int part = 0; part < CACHE_PARTITIONS; part++)
+	{
+		uint32		i = 0;
+
+		while (i < shared->nbuckets && shared->parts[part].nentries > 0)
+		{
+			uint32		last = Min(i + SCAN_CHUNK_BUCKETS, shared->nbuckets);
+			int			nvictims = 0;
+			TimestampTz now = GetCurrentTimestamp();
+			instr_time	start;
+			instr_time	held;
+
+			LWLockAcquire(PART_LOCK(part), LW_EXCLUSIVE);
+			INSTR_TIME_SET_CURRENT(start);
+			for (; i < last && nvictims < MAX_BULK_VICTIMS; i++)
+			{
+				BlockNo		b = buckets[(Size) part * shared->nbuckets + i];
+
+				/* a bucket cut short is scanned again from its start */
+				while (b != InvalidBlock && nvictims < MAX_BULK_VICTIMS)
+				{
+					CacheEntry *e = ENTRY(b);
+					BlockNo		next = e->hnext;
+
+					if (entry_matches(e, kind, arg, arglen))
+					{
+						if (is_expired(e, now))
+							nexpired++;
+						else
+							removed++;
+						unlink_entry(part, b);
+						victims[nvictims++] = b;
+					}
+					b = next;
+				}
+				if (b != InvalidBlock)
+					break;
+			}
+			INSTR_TIME_SET_CURRENT(held);
+			LWLockRelease(PART_LOCK(part));
+			INSTR_TIME_SUBTRACT(held, start);
+			longest_ms = Max(longest_ms, INSTR_TIME_GET_MILLISEC(held));
+
+			free_chains(victims, nvictims);
+			CHECK_FOR_INTERRUPTS();
+		}
+	}
+	pfree(victims);
+	cache_stat_add(CACHE_BACKEND_SHMEM, CACHE_STAT_EXPIRATIONS, nexpired);
+	elog(DEBUG2, "cache_ext: longest partition lock hold during bulk removal: %.3f ms",
+		 longest_ms);
+	return removed;
+}
+
+static int64
+shmem_invalidate_prefix(const char *prefix, int len)
+{
+	return remove_matching(MATCH_PREFIX, prefix, len);
+}
+
+static int64
+shmem_invalidate_pattern(const char *pattern, int len)
+{
+	return remove_matching(MATCH_PATTERN, pattern, len);
+}
+
+static int64
+shmem_flush(void)
+{
+	return remove_matching(MATCH_ALL, NULL, 0);
+}
+
+static void
+shmem_size(CacheStoreSize *out)
+{
+	int64		entries = 0;
+	uint32		nfree;
+
+	require_shmem();
+	/* unlocked reads: a snapshot that may be a few entries off is fine */
+	for (int i = 0; i < CACHE_PARTITIONS; i++)
+		entries += shared->parts[i].nentries;
+	SpinLockAcquire(&shared->free_lock);
+	nfree = shared->nfree;
+	SpinLockRelease(&shared->free_lock);
+
+	out->entries = entries;
+	out->bytes_used = (int64) (shared->nblocks - nfree) * CACHE_BLOCK_SIZE;
+	out->bytes_max = (int64) arena_bytes();
+}
+
+const CacheStore cache_shmem_store = {
+	.name = "shmem",
+	.get = shmem_get,
+	.get_many = shmem_get_many,
+	.set = shmem_set,
+	.del = shmem_del,
+	.invalidate_prefix = shmem_invalidate_prefix,
+	.invalidate_pattern = shmem_invalidate_pattern,
+	.ttl = shmem_ttl,
+	.flush = shmem_flush,
+	.size = shmem_size,
+};
