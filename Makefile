@@ -11,6 +11,8 @@ OBJS = \
 	src/guc.o \
 	src/functions.o \
 	src/cache.o \
+	src/coherence.o \
+	src/fetch.o \
 	src/stats.o \
 	src/glob.o \
 	src/store_shmem.o \

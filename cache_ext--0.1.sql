@@ -78,3 +78,10 @@ LANGUAGE C VOLATILE PARALLEL UNSAFE;
 
 REVOKE ALL ON FUNCTION cache_flush() FROM PUBLIC;
 REVOKE ALL ON FUNCTION cache_reset_stats() FROM PUBLIC;
+
+-- Cache-aside in one call.  Not STRICT: a NULL ttl means the default.
+-- The query runs with the caller's privileges (not SECURITY DEFINER).
+CREATE FUNCTION cache_fetch(key text, query text, ttl integer DEFAULT NULL)
+RETURNS jsonb
+AS 'MODULE_PATHNAME', 'sql_cache_fetch'
+LANGUAGE C VOLATILE PARALLEL UNSAFE;

@@ -32,6 +32,15 @@ cache_store_failure(const char *store, const char *what, const char *detail)
 	switch (cache_on_error)
 	{
 		case CACHE_ON_ERROR_ERROR:
+			/* after commit an ERROR cannot undo anything: warn instead */
+			if (cache_in_commit())
+			{
+				ereport(WARNING,
+						(errcode(ERRCODE_CONNECTION_FAILURE),
+						 errmsg("cache_ext: %s store failed to %s after commit", store, what),
+						 detail ? errdetail_internal("%s", detail) : 0));
+				break;
+			}
 			ereport(ERROR,
 					(errcode(ERRCODE_CONNECTION_FAILURE),
 					 errmsg("cache_ext: %s store failed to %s", store, what),
@@ -80,20 +89,52 @@ log_bulk(const char *event, const char *arg, int arglen, int64 n)
 text *
 cache_get(const char *key, int keylen)
 {
-	text	   *value = cache_current_store()->get(key, keylen);
+	text	   *value;
 
+	if (cache_pending_get(key, keylen, &value, NULL))
+	{
+		log_key("hit (pending in this transaction)", key, keylen);
+		cache_stat_add(cache_backend, CACHE_STAT_HITS, 1);
+		return value;
+	}
+	value = cache_current_store()->get(key, keylen);
 	cache_stat_add(cache_backend, value ? CACHE_STAT_HITS : CACHE_STAT_MISSES, 1);
 	log_key(value ? "hit" : "miss", key, keylen);
+	cache_note_lookup(key, keylen, value != NULL);
 	return value;
 }
 
+/*
+ * Keys with a value pending in this transaction are answered from it; the
+ * rest go to the store in one call.
+ */
 void
 cache_get_many(int nkeys, const char *const *keys, const int *keylens,
 			   text **values)
 {
+	const char **rest_keys = palloc(nkeys * sizeof(char *));
+	int		   *rest_lens = palloc(nkeys * sizeof(int));
+	int		   *rest_idx = palloc(nkeys * sizeof(int));
+	text	  **rest_vals = palloc(nkeys * sizeof(text *));
+	int			nrest = 0;
 	int64		hits = 0;
 
-	cache_current_store()->get_many(nkeys, keys, keylens, values);
+	for (int i = 0; i < nkeys; i++)
+	{
+		values[i] = NULL;
+		if (cache_pending_get(keys[i], keylens[i], &values[i], NULL))
+			continue;
+		rest_keys[nrest] = keys[i];
+		rest_lens[nrest] = keylens[i];
+		rest_idx[nrest++] = i;
+	}
+	if (nrest > 0)
+		cache_current_store()->get_many(nrest, rest_keys, rest_lens, rest_vals);
+	for (int j = 0; j < nrest; j++)
+	{
+		values[rest_idx[j]] = rest_vals[j];
+		cache_note_lookup(rest_keys[j], rest_lens[j], rest_vals[j] != NULL);
+	}
 	for (int i = 0; i < nkeys; i++)
 	{
 		hits += (values[i] != NULL);
@@ -101,20 +142,18 @@ cache_get_many(int nkeys, const char *const *keys, const int *keylens,
 	}
 	cache_stat_add(cache_backend, CACHE_STAT_HITS, hits);
 	cache_stat_add(cache_backend, CACHE_STAT_MISSES, nkeys - hits);
+	pfree(rest_keys);
+	pfree(rest_lens);
+	pfree(rest_idx);
+	pfree(rest_vals);
 }
 
 bool
-cache_set(const char *key, int keylen, const char *val, Size vallen, int ttl)
+cache_store_set(const char *key, int keylen, const char *val, Size vallen,
+				int ttl)
 {
-	bool		stored;
+	bool		stored = cache_current_store()->set(key, keylen, val, vallen, ttl);
 
-	if (vallen > (Size) cache_max_value_size)
-	{
-		log_key("not stored (value larger than cache_ext.max_value_size)",
-				key, keylen);
-		return false;
-	}
-	stored = cache_current_store()->set(key, keylen, val, vallen, ttl);
 	if (stored)
 		cache_stat_add(cache_backend, CACHE_STAT_SETS, 1);
 	log_key(stored ? "set" : "not stored", key, keylen);
@@ -122,10 +161,36 @@ cache_set(const char *key, int keylen, const char *val, Size vallen, int ttl)
 }
 
 bool
+cache_set(const char *key, int keylen, const char *val, Size vallen, int ttl)
+{
+	if (vallen > (Size) cache_max_value_size)
+	{
+		log_key("not stored (value larger than cache_ext.max_value_size)",
+				key, keylen);
+		return false;
+	}
+	switch (cache_coherent_set(key, keylen, val, vallen, ttl))
+	{
+		case CACHE_SET_STORED:
+			return true;
+		case CACHE_SET_PENDING:
+			log_key("set pending until commit", key, keylen);
+			return true;
+		case CACHE_SET_REFUSED:
+			log_key("refused possibly stale set", key, keylen);
+			return false;
+	}
+	return false;
+}
+
+bool
 cache_delete(const char *key, int keylen)
 {
-	bool		removed = cache_current_store()->del(key, keylen);
+	/* a value pending in this transaction is live for it */
+	bool		pending = cache_pending_get(key, keylen, NULL, NULL);
+	bool		removed = cache_current_store()->del(key, keylen) || pending;
 
+	cache_note_invalidation(CACHE_OP_KEY, key, keylen);
 	if (removed)
 		cache_stat_add(cache_backend, CACHE_STAT_DELETES, 1);
 	log_key(removed ? "deleted" : "delete found no", key, keylen);
@@ -137,6 +202,7 @@ cache_invalidate_prefix(const char *prefix, int len)
 {
 	int64		n = cache_current_store()->invalidate_prefix(prefix, len);
 
+	cache_note_invalidation(CACHE_OP_PREFIX, prefix, len);
 	cache_stat_add(cache_backend, CACHE_STAT_INVALIDATIONS, n);
 	log_bulk("invalidate prefix", prefix, len, n);
 	return n;
@@ -147,6 +213,7 @@ cache_invalidate_pattern(const char *pattern, int len)
 {
 	int64		n = cache_current_store()->invalidate_pattern(pattern, len);
 
+	cache_note_invalidation(CACHE_OP_PATTERN, pattern, len);
 	cache_stat_add(cache_backend, CACHE_STAT_INVALIDATIONS, n);
 	log_bulk("invalidate pattern", pattern, len, n);
 	return n;
@@ -157,6 +224,7 @@ cache_flush(void)
 {
 	int64		n = cache_current_store()->flush();
 
+	cache_note_invalidation(CACHE_OP_ALL, "", 0);
 	cache_stat_add(cache_backend, CACHE_STAT_INVALIDATIONS, n);
 	log_bulk("flush", "", 0, n);
 	return n;
@@ -165,5 +233,13 @@ cache_flush(void)
 int32
 cache_ttl(const char *key, int keylen, bool *found)
 {
+	int			ttl;
+
+	/* a pending value has its whole TTL ahead: it starts at commit */
+	if (cache_pending_get(key, keylen, NULL, &ttl))
+	{
+		*found = true;
+		return (ttl == 0) ? -1 : ttl;
+	}
 	return cache_current_store()->ttl(key, keylen, found);
 }

@@ -22,4 +22,41 @@ extern int64 cache_invalidate_pattern(const char *pattern, int len);
 extern int64 cache_flush(void);
 extern int32 cache_ttl(const char *key, int keylen, bool *found);
 
+/* cache-aside in one call (fetch.c); returns a jsonb Datum */
+extern Datum cache_fetch(const char *key, int keylen, const char *query,
+						 int ttl);
+
+/* store now, counting and logging; the coherence layer's way in */
+extern bool cache_store_set(const char *key, int keylen,
+							const char *val, Size vallen, int ttl);
+
+/* ---- coherence.c ---- */
+
+typedef enum CacheOpKind
+{
+	CACHE_OP_SET,
+	CACHE_OP_KEY,
+	CACHE_OP_PREFIX,
+	CACHE_OP_PATTERN,
+	CACHE_OP_ALL
+} CacheOpKind;
+
+typedef enum CacheSetResult
+{
+	CACHE_SET_STORED,
+	CACHE_SET_PENDING,			/* applied at commit */
+	CACHE_SET_REFUSED			/* possibly stale */
+} CacheSetResult;
+
+extern void cache_coherence_init(void);
+extern Size cache_coherence_shmem_size(void);
+extern void cache_coherence_shmem_init(void);
+extern bool cache_pending_get(const char *key, int keylen, text **value,
+							  int *ttl);
+extern void cache_note_lookup(const char *key, int keylen, bool hit);
+extern void cache_note_invalidation(CacheOpKind kind, const char *arg, int len);
+extern CacheSetResult cache_coherent_set(const char *key, int keylen,
+										 const char *val, Size vallen, int ttl);
+extern bool cache_in_commit(void);
+
 #endif							/* CACHE_H */

@@ -7,7 +7,7 @@
  */
 #include "postgres.h"
 
-#include "cache_ext.h"
+#include "cache.h"
 #include "miscadmin.h"
 #include "storage/ipc.h"
 #include "storage/lwlock.h"
@@ -29,6 +29,7 @@ cache_shmem_request_hook(void)
 		prev_shmem_request_hook();
 	cache_shmem_request();
 	RequestAddinShmemSpace(cache_stats_shmem_size());
+	RequestAddinShmemSpace(cache_coherence_shmem_size());
 }
 
 static void
@@ -39,6 +40,7 @@ cache_shmem_startup_hook(void)
 	LWLockAcquire(AddinShmemInitLock, LW_EXCLUSIVE);
 	cache_shmem_startup();
 	cache_stats_shmem_init();
+	cache_coherence_shmem_init();
 	LWLockRelease(AddinShmemInitLock);
 }
 
@@ -46,6 +48,7 @@ void
 _PG_init(void)
 {
 	cache_define_gucs();
+	cache_coherence_init();
 
 	/*
 	 * Loaded by CREATE EXTENSION or a first call rather than preloaded: the

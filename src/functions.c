@@ -28,6 +28,7 @@ PG_FUNCTION_INFO_V1(sql_cache_ttl);
 PG_FUNCTION_INFO_V1(sql_cache_flush);
 PG_FUNCTION_INFO_V1(sql_cache_stats);
 PG_FUNCTION_INFO_V1(sql_cache_reset_stats);
+PG_FUNCTION_INFO_V1(sql_cache_fetch);
 
 /* ---- argument checks ---- */
 
@@ -274,4 +275,22 @@ sql_cache_reset_stats(PG_FUNCTION_ARGS)
 {
 	cache_stat_reset();
 	PG_RETURN_VOID();
+}
+
+Datum
+sql_cache_fetch(PG_FUNCTION_ARGS)
+{
+	const char *key;
+	int			keylen;
+	char	   *query;
+
+	if (PG_ARGISNULL(0) || PG_ARGISNULL(1))
+		PG_RETURN_NULL();
+	KEY_ARG(0, "key", key, keylen);
+	query = text_to_cstring(PG_GETARG_TEXT_PP(1));
+	if (query[strspn(query, " \t\r\n;")] == '\0')
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("query must not be empty")));
+	PG_RETURN_DATUM(cache_fetch(key, keylen, query, ttl_arg(fcinfo, 2)));
 }

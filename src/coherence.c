@@ -1,0 +1,620 @@
+/*-------------------------------------------------------------------------
+ *
+ * coherence.c
+ *		The transactional rules of the contract: no value that a committed
+ *		write made stale is served once that commit has returned.
+ *
+ * Three mechanisms:
+ *
+ * 1. Commit-time re-invalidation.  Every invalidation (cache_delete,
+ *    cache_invalidate_*, cache_flush, triggers) is applied at once and
+ *    remembered in this transaction's list of operations; right after
+ *    commit (XACT_EVENT_COMMIT, when the new rows are visible) it is
+ *    published and applied again, removing values that readers who still
+ *    saw the old rows cached meanwhile.
+ *
+ * 2. Leases, as in memcache.  A session that misses a key remembers the
+ *    invalidation sequence number at that moment.  Commits publish their
+ *    invalidations into a shared ring, each with a new sequence number.  A
+ *    later cache_set of that key is refused when the ring holds a covering
+ *    invalidation committed after the miss (or has forgotten that far back,
+ *    in which case we refuse to be safe).  The check, the store and a
+ *    second check happen in that order, so a commit that publishes between
+ *    the first check and the store is caught either by the second check or
+ *    by its own re-invalidation, which comes after publishing.
+ *
+ * 3. Pending sets.  Once a transaction has written (it has an XID), its
+ *    cache_set calls join the list of operations and are applied after its
+ *    commit-time invalidations, unless a covering invalidation by another
+ *    transaction committed after they were made.  Subtransaction aborts
+ *    drop their part of the list; the session reads its own pending values.
+ *
+ * The ring lives in shared memory, so leases need shared_preload_libraries
+ * (for either store); without it, mechanisms 1 and 3 still work.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "access/xact.h"
+#include "cache.h"
+#include "common/hashfn.h"
+#include "miscadmin.h"
+#include "port/atomics.h"
+#include "storage/lwlock.h"
+#include "storage/shmem.h"
+#include "utils/builtins.h"
+#include "utils/hsearch.h"
+#include "utils/memutils.h"
+
+/* ---- the shared ring of committed invalidations ---- */
+
+#define RING_SLOTS			4096
+#define RING_TEXT			200
+/* a commit with more invalidations publishes one "whole namespace" slot */
+#define MAX_SLOTS_PER_COMMIT 256
+
+typedef struct RingSlot
+{
+	uint64		seq;
+	Oid			dbid;
+	uint8		store;			/* CacheBackend */
+	uint8		kind;			/* CacheOpKind */
+	uint16		len;
+	uint32		keyhash;		/* CACHE_OP_KEY */
+	char		text[RING_TEXT];
+} RingSlot;
+
+typedef struct Ring
+{
+	LWLock		lock;
+	pg_atomic_uint64 last_seq;	/* newest published; readable unlocked */
+	RingSlot	slots[RING_SLOTS];
+} Ring;
+
+static Ring *ring = NULL;
+
+Size
+cache_coherence_shmem_size(void)
+{
+	return sizeof(Ring);
+}
+
+void
+cache_coherence_shmem_init(void)
+{
+	bool		found;
+
+	ring = ShmemInitStruct("cache_ext invalidation ring", sizeof(Ring), &found);
+	if (!found)
+	{
+		LWLockInitialize(&ring->lock, LWLockNewTrancheId());
+		pg_atomic_init_u64(&ring->last_seq, 0);
+		memset(ring->slots, 0, sizeof(ring->slots));
+	}
+	LWLockRegisterTranche(ring->lock.tranche, "cache_ext_ring");
+}
+
+static inline uint64
+current_seq(void)
+{
+	return ring ? pg_atomic_read_u64(&ring->last_seq) : 0;
+}
+
+static uint32
+text_hash(const char *s, int len)
+{
+	return hash_bytes((const unsigned char *) s, len);
+}
+
+static bool
+slot_covers(RingSlot *slot, CacheBackend store, const char *key, int keylen,
+			uint32 keyhash)
+{
+	if (slot->store != store)
+		return false;
+	/* Redis keys are shared by every database; shared-memory keys are not */
+	if (store == CACHE_BACKEND_SHMEM && slot->dbid != MyDatabaseId)
+		return false;
+	switch ((CacheOpKind) slot->kind)
+	{
+		case CACHE_OP_KEY:
+			/* long keys are compared by hash: a collision only refuses a set */
+			if (slot->len != Min(keylen, RING_TEXT) || slot->keyhash != keyhash)
+				return false;
+			return keylen > RING_TEXT || memcmp(slot->text, key, keylen) == 0;
+		case CACHE_OP_PREFIX:
+			/* a long prefix was truncated, which only widens it */
+			return keylen >= slot->len && memcmp(slot->text, key, slot->len) == 0;
+		case CACHE_OP_PATTERN:
+			return cache_glob_match(slot->text, slot->len, key, keylen);
+		case CACHE_OP_ALL:
+			return true;
+		case CACHE_OP_SET:
+			break;
+	}
+	return false;
+}
+
+/*
+ * Did another transaction commit an invalidation covering this key after
+ * sequence number "since"?  Slots in [skip_lo, skip_hi] are the caller's
+ * own commit, which never refuses its own sets.
+ */
+static bool
+ring_covers(uint64 since, const char *key, int keylen,
+			uint64 skip_lo, uint64 skip_hi)
+{
+	uint32		keyhash;
+	uint64		last;
+	bool		covered = false;
+
+	if (ring == NULL || since >= current_seq())
+		return false;
+	keyhash = text_hash(key, Min(keylen, RING_TEXT));
+	LWLockAcquire(&ring->lock, LW_SHARED);
+	last = pg_atomic_read_u64(&ring->last_seq);
+	if (last - since > RING_SLOTS)
+		covered = true;			/* forgotten: assume the worst */
+	for (uint64 s = since + 1; s <= last && !covered; s++)
+	{
+		RingSlot   *slot = &ring->slots[s % RING_SLOTS];
+
+		if (s >= skip_lo && s <= skip_hi)
+			continue;
+		covered = slot_covers(slot, cache_backend, key, keylen, keyhash);
+	}
+	LWLockRelease(&ring->lock);
+	return covered;
+}
+
+/* ---- this transaction's operations ---- */
+
+typedef struct CacheOp
+{
+	CacheOpKind kind;
+	CacheBackend store;
+	SubTransactionId subid;
+	int			keylen;
+	char	   *key;			/* key, prefix or pattern */
+	/* CACHE_OP_SET only */
+	char	   *val;
+	Size		vallen;
+	int			ttl;
+	uint64		lease;			/* stale if covered by a commit after this */
+} CacheOp;
+
+static CacheOp *ops = NULL;		/* in TopTransactionContext */
+static int	nops = 0;
+static int	maxops = 0;
+static int	nsets = 0;
+static bool in_commit = false;
+
+static CacheOp *
+add_op(CacheOpKind kind, const char *key, int keylen)
+{
+	CacheOp    *op;
+
+	if (nops == maxops)
+	{
+		maxops = Max(16, maxops * 2);
+		ops = ops ?
+			repalloc(ops, maxops * sizeof(CacheOp)) :
+			MemoryContextAlloc(TopTransactionContext, maxops * sizeof(CacheOp));
+	}
+	op = &ops[nops++];
+	memset(op, 0, sizeof(CacheOp));
+	op->kind = kind;
+	op->store = cache_backend;
+	op->subid = GetCurrentSubTransactionId();
+	op->keylen = keylen;
+	op->key = MemoryContextAlloc(TopTransactionContext, Max(keylen, 1));
+	memcpy(op->key, key, keylen);
+	return op;
+}
+
+static bool
+op_covers(CacheOp *op, const char *key, int keylen)
+{
+	switch (op->kind)
+	{
+		case CACHE_OP_SET:
+		case CACHE_OP_KEY:
+			return op->keylen == keylen && memcmp(op->key, key, keylen) == 0;
+		case CACHE_OP_PREFIX:
+			return keylen >= op->keylen && memcmp(op->key, key, op->keylen) == 0;
+		case CACHE_OP_PATTERN:
+			return cache_glob_match(op->key, op->keylen, key, keylen);
+		case CACHE_OP_ALL:
+			return true;
+	}
+	return false;
+}
+
+/* The latest operation of this transaction on a key of the current store. */
+static CacheOp *
+latest_op(const char *key, int keylen, int before)
+{
+	for (int i = before - 1; i >= 0; i--)
+		if (ops[i].store == cache_backend && op_covers(&ops[i], key, keylen))
+			return &ops[i];
+	return NULL;
+}
+
+/*
+ * This transaction's pending value of a key, if any: a copy in *value (if
+ * value is not NULL) and its TTL in *ttl (if not NULL).
+ */
+bool
+cache_pending_get(const char *key, int keylen, text **value, int *ttl)
+{
+	CacheOp    *op;
+
+	if (nsets == 0)
+		return false;
+	op = latest_op(key, keylen, nops);
+	if (op == NULL || op->kind != CACHE_OP_SET)
+		return false;
+	if (value)
+		*value = cstring_to_text_with_len(op->val, op->vallen);
+	if (ttl)
+		*ttl = op->ttl;
+	return true;
+}
+
+void
+cache_note_invalidation(CacheOpKind kind, const char *arg, int len)
+{
+	add_op(kind, arg, len);
+}
+
+/* ---- leases: the misses this session remembers ---- */
+
+#define MAX_MISSES 65536
+
+typedef struct MissEntry
+{
+	uint64		keyhash;		/* hash of store and key */
+	uint64		seq;
+} MissEntry;
+
+static HTAB *misses = NULL;
+
+static uint64
+miss_hash(const char *key, int keylen)
+{
+	return hash_bytes_extended((const unsigned char *) key, keylen,
+							   cache_backend);
+}
+
+void
+cache_note_lookup(const char *key, int keylen, bool hit)
+{
+	uint64		h;
+
+	if (ring == NULL)
+		return;
+	if (misses == NULL)
+	{
+		HASHCTL		ctl;
+
+		if (hit)
+			return;
+		ctl.keysize = sizeof(uint64);
+		ctl.entrysize = sizeof(MissEntry);
+		misses = hash_create("cache_ext misses", 1024, &ctl,
+							 HASH_ELEM | HASH_BLOBS);
+	}
+	h = miss_hash(key, keylen);
+	if (hit)
+		hash_search(misses, &h, HASH_REMOVE, NULL);
+	else
+	{
+		bool		found;
+		MissEntry  *e;
+
+		/*
+		 * Past the limit forget everything: the sets that follow are then
+		 * taken as blind sets, which the contract does not constrain.
+		 */
+		if (hash_get_num_entries(misses) >= MAX_MISSES)
+		{
+			hash_destroy(misses);
+			misses = NULL;
+			cache_note_lookup(key, keylen, false);
+			return;
+		}
+		e = hash_search(misses, &h, HASH_ENTER, &found);
+		/* the earliest miss counts: the value may come from that read */
+		if (!found)
+			e->seq = current_seq();
+	}
+}
+
+/* Take the lease of a key: true and its sequence number if it missed. */
+static bool
+take_lease(const char *key, int keylen, uint64 *seq)
+{
+	uint64		h;
+	MissEntry  *e;
+
+	if (misses == NULL)
+		return false;
+	h = miss_hash(key, keylen);
+	e = hash_search(misses, &h, HASH_FIND, NULL);
+	if (e == NULL)
+		return false;
+	*seq = e->seq;
+	hash_search(misses, &h, HASH_REMOVE, NULL);
+	return true;
+}
+
+/* ---- sets ---- */
+
+static bool
+has_written(void)
+{
+	return TransactionIdIsValid(GetTopTransactionIdIfAny());
+}
+
+/*
+ * Store now unless stale: check, store, check again (see the header
+ * comment).  "since" is the lease; skip_lo..skip_hi our own commit's slots.
+ */
+static bool
+set_checked(const char *key, int keylen, const char *val, Size vallen,
+			int ttl, uint64 since, uint64 skip_lo, uint64 skip_hi)
+{
+	uint64		before;
+
+	if (ring_covers(since, key, keylen, skip_lo, skip_hi))
+		return false;
+	before = current_seq();
+	if (!cache_store_set(key, keylen, val, vallen, ttl))
+		return false;
+	if (ring_covers(before, key, keylen, skip_lo, skip_hi))
+	{
+		cache_current_store()->del(key, keylen);
+		return false;
+	}
+	return true;
+}
+
+CacheSetResult
+cache_coherent_set(const char *key, int keylen, const char *val, Size vallen,
+				   int ttl)
+{
+	uint64		lease;
+	bool		missed = take_lease(key, keylen, &lease);
+	CacheOp    *op;
+
+	if (!missed)
+		lease = current_seq();
+	else if (ring_covers(lease, key, keylen, 0, 0))
+		return CACHE_SET_REFUSED;
+
+	if (!has_written())
+		return set_checked(key, keylen, val, vallen, ttl, lease, 0, 0) ?
+			CACHE_SET_STORED : CACHE_SET_REFUSED;
+
+	op = add_op(CACHE_OP_SET, key, keylen);
+	op->val = MemoryContextAlloc(TopTransactionContext, Max(vallen, 1));
+	memcpy(op->val, val, vallen);
+	op->vallen = vallen;
+	op->ttl = ttl;
+	op->lease = lease;
+	nsets++;
+	return CACHE_SET_PENDING;
+}
+
+/* ---- commit ---- */
+
+static void
+fill_slot(RingSlot *slot, uint64 seq, CacheOpKind kind, CacheBackend store,
+		  const char *text, int len)
+{
+	/* a pattern too long to keep is widened to the whole namespace */
+	if (kind == CACHE_OP_PATTERN && len > RING_TEXT)
+		kind = CACHE_OP_ALL;
+	slot->seq = seq;
+	slot->dbid = MyDatabaseId;
+	slot->store = store;
+	slot->kind = kind;
+	slot->len = Min(len, RING_TEXT);
+	memcpy(slot->text, text, slot->len);
+	slot->keyhash = text_hash(text, slot->len);
+}
+
+/*
+ * Publish this commit's invalidations; *lo..*hi are their sequence numbers.
+ * A commit with very many (a large UPDATE under a key template) publishes
+ * one "whole namespace" slot per store instead of flooding the ring.
+ */
+static void
+ring_publish(uint64 *lo, uint64 *hi)
+{
+	int			ninval = 0;
+	bool		stores[2] = {false, false};
+
+	for (int i = 0; i < nops; i++)
+		if (ops[i].kind != CACHE_OP_SET)
+		{
+			ninval++;
+			stores[ops[i].store] = true;
+		}
+	*lo = 1;
+	*hi = 0;
+	if (ring == NULL || ninval == 0)
+		return;
+
+	LWLockAcquire(&ring->lock, LW_EXCLUSIVE);
+	*lo = pg_atomic_read_u64(&ring->last_seq) + 1;
+	*hi = *lo - 1;
+	if (ninval > MAX_SLOTS_PER_COMMIT)
+	{
+		for (int st = 0; st < 2; st++)
+			if (stores[st])
+			{
+				(*hi)++;
+				fill_slot(&ring->slots[*hi % RING_SLOTS], *hi, CACHE_OP_ALL,
+						  st, "", 0);
+			}
+	}
+	else
+	{
+		for (int i = 0; i < nops; i++)
+			if (ops[i].kind != CACHE_OP_SET)
+			{
+				(*hi)++;
+				fill_slot(&ring->slots[*hi % RING_SLOTS], *hi, ops[i].kind,
+						  ops[i].store, ops[i].key, ops[i].keylen);
+			}
+	}
+	pg_atomic_write_u64(&ring->last_seq, *hi);
+	LWLockRelease(&ring->lock);
+}
+
+/* Run a store operation of an op's store, as if that store were current. */
+static void
+apply_op(CacheOp *op, uint64 lo, uint64 hi)
+{
+	int			saved = cache_backend;
+
+	cache_backend = op->store;
+	PG_TRY();
+	{
+		switch (op->kind)
+		{
+			case CACHE_OP_KEY:
+				cache_current_store()->del(op->key, op->keylen);
+				break;
+			case CACHE_OP_PREFIX:
+				cache_current_store()->invalidate_prefix(op->key, op->keylen);
+				break;
+			case CACHE_OP_PATTERN:
+				cache_current_store()->invalidate_pattern(op->key, op->keylen);
+				break;
+			case CACHE_OP_ALL:
+				cache_current_store()->flush();
+				break;
+			case CACHE_OP_SET:
+				/* a later operation of ours on the key wins */
+				if (latest_op(op->key, op->keylen, nops) == op)
+					set_checked(op->key, op->keylen, op->val, op->vallen,
+								op->ttl, op->lease, lo, hi);
+				break;
+		}
+	}
+	PG_FINALLY();
+	{
+		cache_backend = saved;
+	}
+	PG_END_TRY();
+}
+
+static void
+reset_ops(void)
+{
+	/* the memory goes with TopTransactionContext */
+	ops = NULL;
+	nops = maxops = nsets = 0;
+}
+
+/*
+ * After commit nothing may raise an ERROR: store failures become warnings
+ * (see cache_store_failure) and anything else is reported as a WARNING.
+ */
+static void
+at_commit(void)
+{
+	uint64		lo;
+	uint64		hi;
+	MemoryContext oldcxt = CurrentMemoryContext;
+
+	in_commit = true;
+	PG_TRY();
+	{
+		ring_publish(&lo, &hi);
+		/* invalidations first, then the sets that survive them */
+		for (int pass = 0; pass < 2; pass++)
+			for (int i = 0; i < nops; i++)
+				if ((ops[i].kind == CACHE_OP_SET) == (pass == 1))
+					apply_op(&ops[i], lo, hi);
+	}
+	PG_CATCH();
+	{
+		ErrorData  *edata;
+
+		MemoryContextSwitchTo(oldcxt);
+		edata = CopyErrorData();
+		FlushErrorState();
+		edata->elevel = WARNING;
+		ThrowErrorData(edata);
+	}
+	PG_END_TRY();
+	in_commit = false;
+}
+
+bool
+cache_in_commit(void)
+{
+	return in_commit;
+}
+
+static void
+xact_callback(XactEvent event, void *arg)
+{
+	switch (event)
+	{
+		case XACT_EVENT_PRE_PREPARE:
+			if (nops > 0)
+				ereport(ERROR,
+						(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+						 errmsg("cannot prepare a transaction that has pending cache_ext work"),
+						 errdetail("Its cache invalidations and sets must run at commit, which a prepared transaction cannot promise.")));
+			break;
+		case XACT_EVENT_COMMIT:
+			if (nops > 0)
+				at_commit();
+			reset_ops();
+			break;
+		case XACT_EVENT_ABORT:
+		case XACT_EVENT_PREPARE:
+			in_commit = false;
+			reset_ops();
+			break;
+		default:
+			break;
+	}
+}
+
+static void
+subxact_callback(SubXactEvent event, SubTransactionId mySubid,
+				 SubTransactionId parentSubid, void *arg)
+{
+	int			kept = 0;
+
+	if (event != SUBXACT_EVENT_ABORT_SUB && event != SUBXACT_EVENT_COMMIT_SUB)
+		return;
+	for (int i = 0; i < nops; i++)
+	{
+		if (ops[i].subid == mySubid)
+		{
+			if (event == SUBXACT_EVENT_ABORT_SUB)
+			{
+				nsets -= (ops[i].kind == CACHE_OP_SET);
+				continue;
+			}
+			ops[i].subid = parentSubid;
+		}
+		ops[kept++] = ops[i];
+	}
+	nops = kept;
+}
+
+void
+cache_coherence_init(void)
+{
+	RegisterXactCallback(xact_callback, NULL);
+	RegisterSubXactCallback(subxact_callback, NULL);
+}
