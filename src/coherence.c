@@ -310,7 +310,6 @@ cache_note_lookup(const char *key, int keylen, bool hit)
 		hash_search(misses, &h, HASH_REMOVE, NULL);
 	else
 	{
-		bool		found;
 		MissEntry  *e;
 
 		/*
@@ -324,10 +323,9 @@ cache_note_lookup(const char *key, int keylen, bool hit)
 			cache_note_lookup(key, keylen, false);
 			return;
 		}
-		e = hash_search(misses, &h, HASH_ENTER, &found);
-		/* the earliest miss counts: the value may come from that read */
-		if (!found)
-			e->seq = current_seq();
+		/* the latest miss counts: "a later miss followed by a set stores" */
+		e = hash_search(misses, &h, HASH_ENTER, NULL);
+		e->seq = current_seq();
 	}
 }
 
