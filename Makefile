@@ -25,7 +25,7 @@ PG_CPPFLAGS = -I$(srcdir)/src
 SHLIB_LINK = -lhiredis
 
 # pg_regress cases, run once per store by "make test" (test/run.sh).
-REGRESS = basic args values ttl invalidate stats privileges database
+REGRESS = basic args values ttl invalidate fetch stats privileges database
 REGRESS_OPTS = --inputdir=. --outputdir=results
 
 PG_CONFIG ?= pg_config

@@ -1,0 +1,61 @@
+--
+-- fetch: cache_fetch(key, query, ttl): the argument rules, miss runs the
+-- query and stores its rows as a JSON array of objects, hit returns the
+-- cached JSON without running it, the query runs with the caller's rights.
+--
+SET client_min_messages = warning;
+CREATE EXTENSION IF NOT EXISTS cache_ext;
+RESET client_min_messages;
+SELECT cache_flush() >= 0 AS flushed;
+SELECT cache_reset_stats();
+
+CREATE FUNCTION pg_temp.err(sql text) RETURNS text LANGUAGE plpgsql AS $$
+BEGIN
+    EXECUTE sql;
+    RETURN 'no error';
+EXCEPTION WHEN OTHERS THEN
+    RETURN SQLSTATE || ': ' || SQLERRM;
+END $$;
+
+CREATE TEMP TABLE fetch_users (id int PRIMARY KEY, name text);
+INSERT INTO fetch_users VALUES (1, 'Ada'), (2, 'Grace');
+
+-- arguments
+SELECT cache_fetch(NULL, 'SELECT 1 AS a') IS NULL AS null_key;
+SELECT cache_fetch('f:nullq', NULL) IS NULL AS null_query;
+SELECT cache_ttl('f:nullq') IS NULL AS nothing_stored;
+SELECT pg_temp.err($$SELECT cache_fetch('', 'SELECT 1 AS a')$$);
+SELECT pg_temp.err($$SELECT cache_fetch(repeat('k', 1025), 'SELECT 1 AS a')$$);
+SELECT pg_temp.err($$SELECT cache_fetch('f:neg', 'SELECT 1 AS a', -1)$$);
+SELECT cache_ttl('f:neg') IS NULL AS nothing_stored;
+
+-- miss: runs the query, stores and returns its rows
+SELECT cache_fetch('f:users', 'SELECT id, name FROM fetch_users ORDER BY id', 60);
+SELECT cache_get('f:users')::jsonb = cache_fetch('f:users', 'SELECT 0') AS stored_as_returned;
+SELECT cache_ttl('f:users') BETWEEN 59 AND 60 AS ttl_60;
+-- hit: the cached JSON, the query is not run again (it would fail)
+SELECT cache_fetch('f:users', 'SELECT 1/0');
+-- after an invalidation the query runs again and sees the new rows
+INSERT INTO fetch_users VALUES (3, 'Edsger');
+SELECT cache_delete('f:users');
+SELECT jsonb_array_length(cache_fetch('f:users', 'SELECT id, name FROM fetch_users ORDER BY id')) AS rows;
+-- no rows: an empty array, cached like any other result
+SELECT cache_fetch('f:none', 'SELECT id FROM fetch_users WHERE false');
+SELECT cache_get('f:none')::jsonb AS cached;
+-- NULL ttl is the default
+SELECT cache_fetch('f:dflt', 'SELECT 1 AS a', NULL);
+SELECT cache_ttl('f:dflt') BETWEEN 299 AND 300 AS default_ttl;
+-- a failing query is an error and stores nothing
+SELECT pg_temp.err($$SELECT cache_fetch('f:bad', 'SELECT no_such_column FROM fetch_users')$$);
+SELECT cache_ttl('f:bad') IS NULL AS nothing_stored;
+
+-- the query runs with the caller's privileges
+CREATE ROLE regress_cache_fetcher;
+SET ROLE regress_cache_fetcher;
+SELECT pg_temp.err($$SELECT cache_fetch('f:denied', 'SELECT * FROM fetch_users')$$);
+SELECT cache_ttl('f:denied') IS NULL AS nothing_stored;
+RESET ROLE;
+DROP ROLE regress_cache_fetcher;
+
+DROP TABLE fetch_users;
+SELECT cache_flush() >= 0 AS flushed;
