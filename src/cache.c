@@ -188,9 +188,10 @@ cache_delete(const char *key, int keylen)
 {
 	/* a value pending in this transaction is live for it */
 	bool		pending = cache_pending_get(key, keylen, NULL, NULL);
-	bool		removed = cache_current_store()->del(key, keylen) || pending;
+	bool		removed;
 
 	cache_note_invalidation(CACHE_OP_KEY, key, keylen);
+	removed = cache_current_store()->del(key, keylen) || pending;
 	if (removed)
 		cache_stat_add(cache_backend, CACHE_STAT_DELETES, 1);
 	log_key(removed ? "deleted" : "delete found no", key, keylen);
@@ -200,9 +201,10 @@ cache_delete(const char *key, int keylen)
 int64
 cache_invalidate_prefix(const char *prefix, int len)
 {
-	int64		n = cache_current_store()->invalidate_prefix(prefix, len);
+	int64		n;
 
 	cache_note_invalidation(CACHE_OP_PREFIX, prefix, len);
+	n = cache_current_store()->invalidate_prefix(prefix, len);
 	cache_stat_add(cache_backend, CACHE_STAT_INVALIDATIONS, n);
 	log_bulk("invalidate prefix", prefix, len, n);
 	return n;
@@ -211,9 +213,10 @@ cache_invalidate_prefix(const char *prefix, int len)
 int64
 cache_invalidate_pattern(const char *pattern, int len)
 {
-	int64		n = cache_current_store()->invalidate_pattern(pattern, len);
+	int64		n;
 
 	cache_note_invalidation(CACHE_OP_PATTERN, pattern, len);
+	n = cache_current_store()->invalidate_pattern(pattern, len);
 	cache_stat_add(cache_backend, CACHE_STAT_INVALIDATIONS, n);
 	log_bulk("invalidate pattern", pattern, len, n);
 	return n;
@@ -222,9 +225,10 @@ cache_invalidate_pattern(const char *pattern, int len)
 int64
 cache_flush(void)
 {
-	int64		n = cache_current_store()->flush();
+	int64		n;
 
 	cache_note_invalidation(CACHE_OP_ALL, "", 0);
+	n = cache_current_store()->flush();
 	cache_stat_add(cache_backend, CACHE_STAT_INVALIDATIONS, n);
 	log_bulk("flush", "", 0, n);
 	return n;

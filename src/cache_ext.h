@@ -101,6 +101,13 @@ typedef struct CacheStore
 	int64		(*flush) (void);
 
 	void		(*size) (CacheStoreSize *out);
+
+	/*
+	 * Optional: a number that changes whenever an entry is added.  When it
+	 * has not changed since an invalidation, the commit-time repeat of that
+	 * invalidation has nothing to remove and is skipped.
+	 */
+	uint64		(*generation) (void);
 } CacheStore;
 
 extern const CacheStore cache_shmem_store;

@@ -131,6 +131,7 @@ slot_covers(RingSlot *slot, CacheBackend store, const char *key, int keylen,
 		case CACHE_OP_ALL:
 			return true;
 		case CACHE_OP_SET:
+		case CACHE_OP_SKIP:
 			break;
 	}
 	return false;
@@ -182,6 +183,8 @@ typedef struct CacheOp
 	Size		vallen;
 	int			ttl;
 	uint64		lease;			/* stale if covered by a commit after this */
+	/* invalidations: the store's generation before they were applied */
+	uint64		generation;
 } CacheOp;
 
 static CacheOp *ops = NULL;		/* in TopTransactionContext */
@@ -227,6 +230,8 @@ op_covers(CacheOp *op, const char *key, int keylen)
 			return cache_glob_match(op->key, op->keylen, key, keylen);
 		case CACHE_OP_ALL:
 			return true;
+		case CACHE_OP_SKIP:
+			break;
 	}
 	return false;
 }
@@ -262,10 +267,24 @@ cache_pending_get(const char *key, int keylen, text **value, int *ttl)
 	return true;
 }
 
+/* Called just before an invalidation is applied to the current store. */
 void
 cache_note_invalidation(CacheOpKind kind, const char *arg, int len)
 {
-	add_op(kind, arg, len);
+	const CacheStore *store = cache_current_store();
+	CacheOp    *op = add_op(kind, arg, len);
+
+	if (store->generation)
+		op->generation = store->generation();
+}
+
+/* Has nothing been added to the op's store since it was first applied? */
+static bool
+unchanged_since(CacheOp *op)
+{
+	const CacheStore *store = cache_current_store();
+
+	return store->generation && store->generation() == op->generation;
 }
 
 /* ---- leases: the misses this session remembers ---- */
@@ -287,46 +306,43 @@ miss_hash(const char *key, int keylen)
 							   cache_backend);
 }
 
+/*
+ * Remember a miss.  A hit leaves an earlier miss in place (the contract
+ * speaks of sessions that missed), which also keeps hits free of work here.
+ */
 void
 cache_note_lookup(const char *key, int keylen, bool hit)
 {
 	uint64		h;
+	MissEntry  *e;
 
-	if (ring == NULL)
+	if (ring == NULL || hit)
 		return;
 	if (misses == NULL)
 	{
 		HASHCTL		ctl;
 
-		if (hit)
-			return;
 		ctl.keysize = sizeof(uint64);
 		ctl.entrysize = sizeof(MissEntry);
 		misses = hash_create("cache_ext misses", 1024, &ctl,
 							 HASH_ELEM | HASH_BLOBS);
 	}
-	h = miss_hash(key, keylen);
-	if (hit)
-		hash_search(misses, &h, HASH_REMOVE, NULL);
-	else
-	{
-		MissEntry  *e;
 
-		/*
-		 * Past the limit forget everything: the sets that follow are then
-		 * taken as blind sets, which the contract does not constrain.
-		 */
-		if (hash_get_num_entries(misses) >= MAX_MISSES)
-		{
-			hash_destroy(misses);
-			misses = NULL;
-			cache_note_lookup(key, keylen, false);
-			return;
-		}
-		/* the latest miss counts: "a later miss followed by a set stores" */
-		e = hash_search(misses, &h, HASH_ENTER, NULL);
-		e->seq = current_seq();
+	/*
+	 * Past the limit forget everything: the sets that follow are then taken
+	 * as blind sets, which the contract does not constrain.
+	 */
+	if (hash_get_num_entries(misses) >= MAX_MISSES)
+	{
+		hash_destroy(misses);
+		misses = NULL;
+		cache_note_lookup(key, keylen, false);
+		return;
 	}
+	/* the latest miss counts: "a later miss followed by a set stores" */
+	h = miss_hash(key, keylen);
+	e = hash_search(misses, &h, HASH_ENTER, NULL);
+	e->seq = current_seq();
 }
 
 /* Take the lease of a key: true and its sequence number if it missed. */
@@ -481,7 +497,8 @@ apply_op(CacheOp *op, uint64 lo, uint64 hi)
 	cache_backend = op->store;
 	PG_TRY();
 	{
-		switch (op->kind)
+		switch ((op->kind != CACHE_OP_SET && unchanged_since(op)) ?
+				CACHE_OP_SKIP : op->kind)
 		{
 			case CACHE_OP_KEY:
 				cache_current_store()->del(op->key, op->keylen);
@@ -494,6 +511,8 @@ apply_op(CacheOp *op, uint64 lo, uint64 hi)
 				break;
 			case CACHE_OP_ALL:
 				cache_current_store()->flush();
+				break;
+			case CACHE_OP_SKIP:
 				break;
 			case CACHE_OP_SET:
 				/* a later operation of ours on the key wins */

@@ -61,7 +61,7 @@ cache_define_gucs(void)
 							"Size of the shared-memory store (entries, values and index).",
 							NULL,
 							&cache_shmem_size_mb,
-							64, 8, INT_MAX / 2,
+							64, 8, 256 * 1024,	/* block numbers are 32 bits */
 							PGC_POSTMASTER,
 							GUC_UNIT_MB,
 							NULL, NULL, NULL);

@@ -89,6 +89,7 @@ typedef struct CachePartition
 	BlockNo		oldest;
 	BlockNo		hand;			/* SIEVE hand, InvalidBlock = start at oldest */
 	uint32		nentries;
+	uint64		links;			/* entries ever linked in: see generation */
 } CachePartition;
 
 typedef struct CacheShared
@@ -186,6 +187,7 @@ cache_shmem_startup(void)
 			shared->parts[i].oldest = InvalidBlock;
 			shared->parts[i].hand = InvalidBlock;
 			shared->parts[i].nentries = 0;
+			shared->parts[i].links = 0;
 		}
 		memset(buckets, 0xFF, (Size) nbuckets * CACHE_PARTITIONS * sizeof(BlockNo));
 		/* pop from the top; hand out low block numbers first */
@@ -401,6 +403,7 @@ link_entry(int part, BlockNo b)
 		p->oldest = b;
 	p->newest = b;
 	p->nentries++;
+	p->links++;
 }
 
 /* Take an entry out of the index and the queue (exclusive lock). */
@@ -558,7 +561,8 @@ shmem_get(const char *key, int keylen)
 	{
 		CacheEntry *e = ENTRY(b);
 
-		if (is_expired(e, GetCurrentTimestamp()))
+		/* most entries have a TTL, but reading the clock is worth skipping */
+		if (e->expires != 0 && is_expired(e, GetCurrentTimestamp()))
 			expired = true;
 		else
 		{
@@ -843,6 +847,21 @@ shmem_size(CacheStoreSize *out)
 	out->bytes_max = (int64) arena_bytes();
 }
 
+/*
+ * Unlocked reads: a link racing with this is no different from one made
+ * just after it, which the caller's lease check covers.
+ */
+static uint64
+shmem_generation(void)
+{
+	uint64		sum = 0;
+
+	require_shmem();
+	for (int i = 0; i < CACHE_PARTITIONS; i++)
+		sum += ((volatile CachePartition *) &shared->parts[i])->links;
+	return sum;
+}
+
 const CacheStore cache_shmem_store = {
 	.name = "shmem",
 	.get = shmem_get,
@@ -854,4 +873,5 @@ const CacheStore cache_shmem_store = {
 	.ttl = shmem_ttl,
 	.flush = shmem_flush,
 	.size = shmem_size,
+	.generation = shmem_generation,
 };
