@@ -16,7 +16,8 @@ OBJS = \
 	src/stats.o \
 	src/glob.o \
 	src/store_shmem.o \
-	src/store_redis.o
+	src/store_redis.o \
+	src/trigger.o
 
 DATA = cache_ext--0.1.sql
 PGFILEDESC = "cache_ext - result caching in shared memory or Redis"
@@ -25,7 +26,7 @@ PG_CPPFLAGS = -I$(srcdir)/src
 SHLIB_LINK = -lhiredis
 
 # pg_regress cases, run once per store by "make test" (test/run.sh).
-REGRESS = basic args values ttl invalidate fetch stats privileges database
+REGRESS = basic args values ttl invalidate fetch stats privileges database triggers
 REGRESS_OPTS = --inputdir=. --outputdir=results
 
 PG_CONFIG ?= pg_config

@@ -85,3 +85,42 @@ CREATE FUNCTION cache_fetch(key text, query text, ttl integer DEFAULT NULL)
 RETURNS jsonb
 AS 'MODULE_PATHNAME', 'sql_cache_fetch'
 LANGUAGE C VOLATILE PARALLEL UNSAFE;
+
+-- ---- triggers: invalidation and write-through (src/trigger.c) ----
+--
+-- cache_attach() creates the triggers cache_invalidate_stmt (prefixes,
+-- and templates on TRUNCATE) and, when there are key templates,
+-- cache_invalidate_row; cache_attach_write_through() creates
+-- cache_write_through and cache_write_through_truncate; cache_detach()
+-- drops all four.  Their targets are checked when attached, and again by
+-- the trigger functions for triggers created by hand.
+
+CREATE FUNCTION cache_invalidate()
+RETURNS trigger
+AS 'MODULE_PATHNAME', 'sql_cache_invalidate'
+LANGUAGE C VOLATILE PARALLEL UNSAFE;
+
+CREATE FUNCTION cache_write_through()
+RETURNS trigger
+AS 'MODULE_PATHNAME', 'sql_cache_write_through'
+LANGUAGE C VOLATILE PARALLEL UNSAFE;
+
+-- With no targets, the target is the table's name followed by ':'.
+CREATE FUNCTION cache_attach(tbl regclass, VARIADIC targets text[] DEFAULT '{}')
+RETURNS void
+AS 'MODULE_PATHNAME', 'sql_cache_attach'
+LANGUAGE C STRICT VOLATILE PARALLEL UNSAFE;
+
+-- Not STRICT: a NULL ttl means cache_ext.default_ttl, read at each write.
+CREATE FUNCTION cache_attach_write_through(tbl regclass, template text,
+                                           ttl integer DEFAULT NULL)
+RETURNS void
+AS 'MODULE_PATHNAME', 'sql_cache_attach_write_through'
+LANGUAGE C VOLATILE PARALLEL UNSAFE;
+
+CREATE FUNCTION cache_detach(tbl regclass)
+RETURNS void
+AS 'MODULE_PATHNAME', 'sql_cache_detach'
+LANGUAGE C STRICT VOLATILE PARALLEL UNSAFE;
+
+-- ---- end of triggers ----
