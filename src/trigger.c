@@ -718,6 +718,13 @@ sql_cache_attach(PG_FUNCTION_ARGS)
 	deconstruct_array(arr, TEXTOID, -1, false, TYPALIGN_INT,
 					  &elems, &nulls, &nargs);
 
+	/* like a NULL prefix anywhere else, a NULL target does nothing */
+	for (int i = 0; i < nargs; i++)
+	{
+		if (nulls[i])
+			PG_RETURN_NULL();
+	}
+
 	rel = open_for_attach(relid);
 
 	if (nargs == 0)
@@ -731,13 +738,7 @@ sql_cache_attach(PG_FUNCTION_ARGS)
 	{
 		args = palloc(nargs * sizeof(char *));
 		for (int i = 0; i < nargs; i++)
-		{
-			if (nulls[i])
-				ereport(ERROR,
-						(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
-						 errmsg("cache_attach() targets must not be NULL")));
 			args[i] = TextDatumGetCString(elems[i]);
-		}
 	}
 
 	/* the same checks the trigger makes, so that it cannot fail later */
