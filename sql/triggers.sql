@@ -353,6 +353,21 @@ UPDATE products SET price = 3 WHERE name = 'pen';
 SELECT cache_get('product:by_name:pen') AS by_name_pen;
 SELECT pg_temp.present('products:list:all');
 
+-- a prefix that covers the write-through keys (its statement trigger fires
+-- after the row triggers) does not undo the stored row image
+SELECT cache_attach('products', 'product:');
+UPDATE products SET price = 4 WHERE name = 'pen';
+SELECT cache_get('product:by_name:pen') AS by_name_pen_after_prefix;
+BEGIN;
+UPDATE products SET price = 5 WHERE name = 'pen';
+SELECT cache_invalidate_prefix('product:') >= 0 AS own_prefix_invalidation;
+SELECT cache_get('product:by_name:pen') AS own_view_keeps_row_image;
+COMMIT;
+SELECT cache_get('product:by_name:pen') AS by_name_pen_committed;
+-- but deleting the row removes it
+DELETE FROM products WHERE name = 'pen';
+SELECT pg_temp.present('product:by_name:pen');
+
 -- cache_detach drops the write-through triggers too
 SELECT tgname FROM pg_trigger WHERE tgrelid = 'products'::regclass AND NOT tgisinternal ORDER BY 1;
 SELECT cache_detach('products');

@@ -160,8 +160,9 @@ cache_store_set(const char *key, int keylen, const char *val, Size vallen,
 	return stored;
 }
 
-bool
-cache_set(const char *key, int keylen, const char *val, Size vallen, int ttl)
+static bool
+set_common(const char *key, int keylen, const char *val, Size vallen, int ttl,
+		   bool row_image)
 {
 	if (vallen > (Size) cache_max_value_size)
 	{
@@ -169,7 +170,7 @@ cache_set(const char *key, int keylen, const char *val, Size vallen, int ttl)
 				key, keylen);
 		return false;
 	}
-	switch (cache_coherent_set(key, keylen, val, vallen, ttl))
+	switch (cache_coherent_set(key, keylen, val, vallen, ttl, row_image))
 	{
 		case CACHE_SET_STORED:
 			return true;
@@ -181,6 +182,19 @@ cache_set(const char *key, int keylen, const char *val, Size vallen, int ttl)
 			return false;
 	}
 	return false;
+}
+
+bool
+cache_set(const char *key, int keylen, const char *val, Size vallen, int ttl)
+{
+	return set_common(key, keylen, val, vallen, ttl, false);
+}
+
+bool
+cache_set_row(const char *key, int keylen, const char *val, Size vallen,
+			  int ttl)
+{
+	return set_common(key, keylen, val, vallen, ttl, true);
 }
 
 bool

@@ -16,6 +16,9 @@ extern void cache_get_many(int nkeys, const char *const *keys,
 						   const int *keylens, text **values);
 extern bool cache_set(const char *key, int keylen,
 					  const char *val, Size vallen, int ttl);
+/* a row's image by write-through (see deciding_op() in coherence.c) */
+extern bool cache_set_row(const char *key, int keylen,
+						  const char *val, Size vallen, int ttl);
 extern bool cache_delete(const char *key, int keylen);
 extern int64 cache_invalidate_prefix(const char *prefix, int len);
 extern int64 cache_invalidate_pattern(const char *pattern, int len);
@@ -57,7 +60,8 @@ extern bool cache_pending_get(const char *key, int keylen, text **value,
 extern void cache_note_lookup(const char *key, int keylen, bool hit);
 extern void cache_note_invalidation(CacheOpKind kind, const char *arg, int len);
 extern CacheSetResult cache_coherent_set(const char *key, int keylen,
-										 const char *val, Size vallen, int ttl);
+										 const char *val, Size vallen, int ttl,
+										 bool row_image);
 extern bool cache_in_commit(void);
 
 #endif							/* CACHE_H */

@@ -183,6 +183,7 @@ typedef struct CacheOp
 	Size		vallen;
 	int			ttl;
 	uint64		lease;			/* stale if covered by a commit after this */
+	bool		row_image;		/* by write-through: see deciding_op() */
 	/* invalidations: the store's generation before they were applied */
 	uint64		generation;
 } CacheOp;
@@ -236,14 +237,32 @@ op_covers(CacheOp *op, const char *key, int keylen)
 	return false;
 }
 
-/* The latest operation of this transaction on a key of the current store. */
+/*
+ * The operation of this transaction that decides a key's state (of the
+ * current store): the latest one covering it, except that a row image
+ * stored by write-through outlives later prefix, pattern and flush
+ * invalidations, which say nothing about that row (its own change would
+ * have come as a key operation or a new image).
+ */
 static CacheOp *
-latest_op(const char *key, int keylen, int before)
+deciding_op(const char *key, int keylen, int before)
 {
+	CacheOp    *bulk = NULL;
+
 	for (int i = before - 1; i >= 0; i--)
-		if (ops[i].store == cache_backend && op_covers(&ops[i], key, keylen))
-			return &ops[i];
-	return NULL;
+	{
+		CacheOp    *op = &ops[i];
+
+		if (op->store != cache_backend || !op_covers(op, key, keylen))
+			continue;
+		if (op->kind == CACHE_OP_SET && op->row_image)
+			return op;
+		if (op->kind == CACHE_OP_SET || op->kind == CACHE_OP_KEY)
+			return bulk ? bulk : op;
+		if (bulk == NULL)
+			bulk = op;
+	}
+	return bulk;
 }
 
 /*
@@ -257,7 +276,7 @@ cache_pending_get(const char *key, int keylen, text **value, int *ttl)
 
 	if (nsets == 0)
 		return false;
-	op = latest_op(key, keylen, nops);
+	op = deciding_op(key, keylen, nops);
 	if (op == NULL || op->kind != CACHE_OP_SET)
 		return false;
 	if (value)
@@ -396,7 +415,7 @@ set_checked(const char *key, int keylen, const char *val, Size vallen,
 
 CacheSetResult
 cache_coherent_set(const char *key, int keylen, const char *val, Size vallen,
-				   int ttl)
+				   int ttl, bool row_image)
 {
 	uint64		lease;
 	bool		missed = take_lease(key, keylen, &lease);
@@ -417,6 +436,7 @@ cache_coherent_set(const char *key, int keylen, const char *val, Size vallen,
 	op->vallen = vallen;
 	op->ttl = ttl;
 	op->lease = lease;
+	op->row_image = row_image;
 	nsets++;
 	return CACHE_SET_PENDING;
 }
@@ -515,8 +535,8 @@ apply_op(CacheOp *op, uint64 lo, uint64 hi)
 			case CACHE_OP_SKIP:
 				break;
 			case CACHE_OP_SET:
-				/* a later operation of ours on the key wins */
-				if (latest_op(op->key, op->keylen, nops) == op)
+				/* unless a later operation of ours on the key wins */
+				if (deciding_op(op->key, op->keylen, nops) == op)
 					set_checked(op->key, op->keylen, op->val, op->vallen,
 								op->ttl, op->lease, lo, hi);
 				break;

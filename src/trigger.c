@@ -575,8 +575,8 @@ sql_cache_write_through(PG_FUNCTION_ARGS)
 		 * A value that is not stored (too large, store unavailable) must
 		 * not leave the previous version of the row behind.
 		 */
-		if (!cache_set(newkey.data, newkey.len,
-					   VARDATA_ANY(json), VARSIZE_ANY_EXHDR(json), ttl))
+		if (!cache_set_row(newkey.data, newkey.len,
+						   VARDATA_ANY(json), VARSIZE_ANY_EXHDR(json), ttl))
 			cache_delete(newkey.data, newkey.len);
 	}
 
