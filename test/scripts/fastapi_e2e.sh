@@ -1,0 +1,140 @@
+#!/usr/bin/env bash
+# The FastAPI example (examples/fastapi) end to end over real HTTP (issue 7).
+#
+# For each mode of the service -- "redis" (the app's own Redis client, the
+# database on the Redis store, triggers from cache_attach) and "sql"
+# (cache_fetch on the shared-memory store, no Redis client in the app) --
+# set up a database of its own, start uvicorn on a free loopback port and
+# run examples/fastapi/e2e.py against it: first GET misses, second hits (the
+# Redis key and its TTL, or cache_stats()), PUT through the API, UPDATE /
+# INSERT / DELETE with psql, DELETE through the API then 404.
+#
+# Uses PGHOST, PGPORT, PGUSER (a superuser) and REDIS_URL or REDIS_PORT, as
+# test/run.sh sets them.  Cleans up (uvicorn, its databases, its Redis keys)
+# even on failure.  Exit status 0 when every check passed.
+set -euo pipefail
+
+here=$(cd "$(dirname "$0")" && pwd)
+app_dir=${FASTAPI_EXAMPLE_DIR:-$(cd "$here/../.." && pwd)/examples/fastapi}
+PY=/usr/bin/python3 # Debian's, whatever python3 is first on PATH
+export PGUSER=${PGUSER:-postgres}
+if [ -z "${REDIS_URL:-}" ] && [ -n "${REDIS_PORT:-}" ]; then
+	REDIS_URL=redis://127.0.0.1:$REDIS_PORT/0
+fi
+REDIS_URL=${REDIS_URL:-}
+REDIS_CLI=${REDIS_CLI:-redis-cli}
+export PYTHONDONTWRITEBYTECODE=1
+
+if [ ! -f "$app_dir/app.py" ]; then
+	echo "FAIL: $app_dir/app.py not found (test/run.sh must copy examples/ into its temp dir)"
+	exit 1
+fi
+
+# The Python packages, from Debian only.
+pkgs=(python3-fastapi python3-uvicorn python3-sqlalchemy python3-asyncpg python3-redis python3-httpx)
+if ! "$PY" -c 'import fastapi, uvicorn, sqlalchemy, asyncpg, redis, httpx' 2>/dev/null; then
+	if [ "$(id -u)" = 0 ]; then
+		as_root=()
+	elif sudo -n true 2>/dev/null; then
+		as_root=(sudo -n)
+	else
+		echo "FAIL: missing Python packages and not root: apt-get install ${pkgs[*]}"
+		exit 1
+	fi
+	echo "installing ${pkgs[*]}"
+	"${as_root[@]}" env DEBIAN_FRONTEND=noninteractive apt-get update -q >/dev/null
+	"${as_root[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -q \
+		--no-install-recommends "${pkgs[@]}" </dev/null >/dev/null
+fi
+echo "ok    python: $("$PY" -c 'import fastapi, sqlalchemy, asyncpg, redis, httpx; print("fastapi", fastapi.__version__, "sqlalchemy", sqlalchemy.__version__, "asyncpg", asyncpg.__version__, "redis-py", redis.__version__)')"
+
+work=$(mktemp -d "${CE_TMP:-${TMPDIR:-/tmp}}/fastapi_e2e.XXXXXX")
+uv_pid=
+dbs=()
+failed=1
+
+stop_uvicorn() {
+	if [ -n "$uv_pid" ]; then
+		kill "$uv_pid" 2>/dev/null || true
+		wait "$uv_pid" 2>/dev/null || true
+		uv_pid=
+	fi
+}
+
+cleanup() {
+	local rc=$? db
+	trap - EXIT INT TERM
+	stop_uvicorn
+	if [ "$failed" = 1 ] && [ -s "$work/uvicorn.log" ]; then
+		echo "---- last 40 lines of the service's log ----"
+		tail -n 40 "$work/uvicorn.log"
+		echo "---- end ----"
+	fi
+	for db in "${dbs[@]}"; do
+		psql -X -q -d postgres -c "DROP DATABASE IF EXISTS \"$db\" WITH (FORCE)" >/dev/null 2>&1 || true
+	done
+	if [ -n "$REDIS_URL" ]; then
+		"$REDIS_CLI" -u "$REDIS_URL" --scan --pattern 'users:*' 2>/dev/null |
+			xargs -r "$REDIS_CLI" -u "$REDIS_URL" del >/dev/null 2>&1 || true
+	fi
+	rm -rf "$work"
+	exit "$rc"
+}
+trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
+# asyncpg takes a socket directory as ?host=
+if [[ ${PGHOST:-} == /* ]]; then
+	db_url() { echo "postgresql+asyncpg://$PGUSER@/$1?host=$PGHOST&port=${PGPORT:-5432}"; }
+else
+	db_url() { echo "postgresql+asyncpg://$PGUSER@${PGHOST:-127.0.0.1}:${PGPORT:-5432}/$1"; }
+fi
+
+free_port() {
+	"$PY" -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
+}
+
+SECONDS=0
+for mode in redis sql; do
+	if [ "$mode" = redis ] && [ -z "$REDIS_URL" ]; then
+		echo "skip  [redis] no REDIS_URL or REDIS_PORT"
+		continue
+	fi
+	db=fastapi_e2e_${mode}_$$
+	dbs+=("$db")
+	store=shmem
+	[ "$mode" = sql ] || store=redis
+	bash "$app_dir/setup.sh" "$db" "$store" "$REDIS_URL"
+	echo "ok    [$mode] database $db: users table, cache_attach triggers, cache_ext.backend = $store"
+
+	port=$(free_port)
+	(cd "$app_dir" && exec env CACHE_MODE="$mode" DATABASE_URL="$(db_url "$db")" REDIS_URL="$REDIS_URL" \
+		"$PY" -m uvicorn app:app --host 127.0.0.1 --port "$port" --no-access-log) \
+		>"$work/uvicorn.log" 2>&1 &
+	uv_pid=$!
+	for i in $(seq 1 150); do
+		if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
+			break
+		fi
+		if ! kill -0 "$uv_pid" 2>/dev/null || [ "$i" = 150 ]; then
+			echo "FAIL  [$mode] uvicorn did not start on 127.0.0.1:$port"
+			exit 1
+		fi
+		sleep 0.1
+	done
+	echo "ok    [$mode] uvicorn app:app listening on 127.0.0.1:$port (CACHE_MODE=$mode)"
+
+	"$PY" "$app_dir/e2e.py" --mode "$mode" --url "http://127.0.0.1:$port" --db "$db" \
+		${REDIS_URL:+--redis-url "$REDIS_URL"}
+
+	if [ "$mode" = redis ]; then
+		grep -q 'users: cache miss users:all' "$work/uvicorn.log" &&
+			grep -q 'users: cache hit users:all' "$work/uvicorn.log" ||
+			{ echo "FAIL  [$mode] no 'cache hit/miss users:all' lines in the service's log"; exit 1; }
+		echo "ok    [$mode] the service logged 'cache miss users:all' and 'cache hit users:all'"
+	fi
+	stop_uvicorn
+done
+failed=0
+echo "fastapi e2e: all checks passed in ${SECONDS}s"
