@@ -66,12 +66,13 @@ SELECT cache_invalidate_prefix('basic:user:');
 SELECT cache_invalidate_pattern('basic:item:*');
 SELECT * FROM cache_get_many(ARRAY['basic:user:1', 'basic:user:2', 'basic:item:1']);
 
--- statistics: one row, the columns of the contract
+-- statistics: one row, the columns of the contract (bytes_max 0 or NULL:
+-- no limit, as Redis without maxmemory)
 SELECT backend = current_setting('cache_ext.backend') AS backend_is_current_store,
        hits, misses, sets, deletes, invalidations, errors,
        evictions >= 0 AS evictions_ok, expirations >= 0 AS expirations_ok,
        entries >= 0 AS entries_ok, bytes_used >= 0 AS bytes_used_ok,
-       bytes_max IS NULL OR bytes_max >= bytes_used AS bytes_max_ok,
+       bytes_max IS NULL OR bytes_max = 0 OR bytes_max >= bytes_used AS bytes_max_ok,
        round(hit_ratio::numeric, 4) AS hit_ratio
 FROM cache_stats();
 SELECT count(*) AS rows FROM cache_stats();
