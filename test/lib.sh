@@ -191,7 +191,7 @@ ce_start_services() {
 		ce_log "starting redis-server on 127.0.0.1:$CE_REDIS_PORT"
 		ce_as_pg "$CE_REDIS_SERVER" --port "$CE_REDIS_PORT" --bind 127.0.0.1 \
 			--save '' --appendonly no --daemonize yes \
-			--unixsocket "$CE_TMP/redis.sock" --unixsocketperm 770 \
+			--unixsocket "$CE_TMP/redis.sock" --unixsocketperm 777 \
 			--dir "$CE_TMP" --pidfile "$CE_TMP/redis.pid" \
 			--logfile "$CE_TMP/redis.log"
 		CE_REDIS_STARTED=1

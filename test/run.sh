@@ -9,6 +9,7 @@
 #   3. pg_isolation_regress: test/isolation/specs/*.spec, once per store
 #   4. TAP: prove test/t/*.pl, one file at a time, as the postgres user
 #   5. scripts: test/scripts/*.sh, each against the throwaway services
+#      (as the calling user, from the repo)
 #
 # Counting: one test per pg_regress case per store, per isolation spec per
 # store, per TAP file (a file passes when all its assertions do), per
@@ -219,7 +220,7 @@ step_tap() {
 		ce_log "TAP $name"
 		set +e
 		ce_as_pg env PATH="$CE_PGBIN:/usr/local/bin:/usr/bin:/bin" \
-			PG_REGRESS="$CE_PG_REGRESS" TESTDIR="$dir" \
+			PG_REGRESS="$CE_PG_REGRESS" TESTDIR="$dir" PGOPTIONS= \
 			REDIS_SERVER="$CE_REDIS_SERVER" REDIS_CLI="$CE_REDIS_CLI" \
 			REDIS_PORT="${CE_REDIS_PORT:-}" \
 			PG_TEST_TIMEOUT_DEFAULT="${PG_TEST_TIMEOUT_DEFAULT:-120}" \
@@ -242,25 +243,27 @@ step_tap() {
 	done
 }
 
+# Scripts run as the user running this (root, or a sudoer: they may install
+# what they need), from the repo itself, against the throwaway services.
 step_scripts() {
 	local f name rc
-	for f in "$CE_TMP/src/test/scripts/"*.sh; do
+	for f in "$CE_ROOT/test/scripts/"*.sh; do
 		[ -e "$f" ] || continue
 		name=$(basename "$f" .sh)
 		ce_log "script $name"
-		ce_psql -d postgres -c "DROP DATABASE IF EXISTS cache_script" \
+		PGOPTIONS="-c client_min_messages=warning" \
+			ce_psql -d postgres -c "DROP DATABASE IF EXISTS cache_script" \
 			-c "CREATE DATABASE cache_script"
 		[ -z "$CE_REDIS_PORT" ] || redis_flush
 		set +e
-		ce_as_pg env PATH="$CE_PGBIN:/usr/local/bin:/usr/bin:/bin" \
+		(cd "$CE_ROOT" && env PATH="$CE_PGBIN:$PATH" PGOPTIONS= \
 			PGHOST="$CE_PGHOST" PGPORT="$CE_PGPORT" PGUSER=postgres \
-			PGDATABASE=cache_script PGDATA="$CE_PGDATA" PGBIN="$CE_PGBIN" \
+			PGDATABASE=cache_script PGBIN="$CE_PGBIN" \
 			REDIS_HOST=127.0.0.1 REDIS_PORT="${CE_REDIS_PORT:-}" \
 			REDIS_URL="redis://127.0.0.1:${CE_REDIS_PORT:-6379}/0" \
 			REDIS_SOCKET="$CE_TMP/redis.sock" \
 			REDIS_SERVER="$CE_REDIS_SERVER" REDIS_CLI="$CE_REDIS_CLI" \
-			CE_TMP="$CE_TMP" \
-			timeout -k 10 "$STEP_TIMEOUT" bash "$f" 2>&1
+			timeout -k 10 "$STEP_TIMEOUT" bash "$f" 2>&1 </dev/null)
 		rc=$?
 		set -e
 		if [ "$rc" -eq 0 ]; then
