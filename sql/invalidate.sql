@@ -186,3 +186,24 @@ SELECT cache_invalidate_prefix('inv:drop:');
 SELECT cache_get('inv:keep'), cache_ttl('inv:keep') BETWEEN 99 AND 100 AS ttl_kept;
 SELECT cache_flush();
 SELECT cache_flush();
+
+----------------------------------------------------------------------
+-- ranges compare bytes as Redis does (as signed chars): a range ending in
+-- a non-ASCII byte gives the same keys on both stores
+----------------------------------------------------------------------
+SELECT count(cache_set(k, 'v', 0)) FROM unnest('{inv:ab,inv:aA,inv:a!}'::text[]) k;
+SELECT cache_invalidate_pattern('inv:a[a-é]') AS non_ascii_range;
+SELECT k FROM unnest('{inv:ab,inv:aA,inv:a!}'::text[]) k WHERE cache_ttl(k) IS NOT NULL ORDER BY k;
+SELECT cache_flush() >= 0 AS flushed;
+
+----------------------------------------------------------------------
+-- a transaction that invalidates, then sets, keeps its value: the repeat of
+-- its invalidation at commit does not wipe what it set afterwards
+----------------------------------------------------------------------
+SELECT cache_set('inv:refresh', 'old', 0);
+BEGIN;
+SELECT cache_invalidate_prefix('inv:') AS invalidated;
+SELECT cache_set('inv:refresh', 'new', 0) AS stored;
+COMMIT;
+SELECT cache_get('inv:refresh') AS after_commit;
+SELECT cache_flush() >= 0 AS flushed;

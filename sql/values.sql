@@ -135,3 +135,10 @@ SELECT cache_set('v:zero', '') AS empty_fits, cache_set('v:zero_one', 'y') AS on
 SELECT cache_get('v:zero') = '' AS empty_stored;
 RESET cache_ext.max_value_size;
 SHOW cache_ext.max_value_size;
+
+-- a value too large to store does not leave the one it replaces behind
+SELECT cache_set('v:replaced', 'old', 0) AS stored_old;
+SET cache_ext.max_value_size = 4;
+SELECT cache_set('v:replaced', 'too large') AS stored_new;
+RESET cache_ext.max_value_size;
+SELECT cache_get('v:replaced') IS NULL AS old_value_gone;

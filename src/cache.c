@@ -168,6 +168,8 @@ set_common(const char *key, int keylen, const char *val, Size vallen, int ttl,
 	{
 		log_key("not stored (value larger than cache_ext.max_value_size)",
 				key, keylen);
+		/* the caller meant to replace the value: the old one is stale */
+		cache_delete(key, keylen);
 		return false;
 	}
 	switch (cache_coherent_set(key, keylen, val, vallen, ttl, row_image))

@@ -413,24 +413,12 @@ set_checked(const char *key, int keylen, const char *val, Size vallen,
 	return true;
 }
 
-CacheSetResult
-cache_coherent_set(const char *key, int keylen, const char *val, Size vallen,
-				   int ttl, bool row_image)
+static CacheOp *
+add_set_op(const char *key, int keylen, const char *val, Size vallen,
+		   int ttl, uint64 lease, bool row_image)
 {
-	uint64		lease;
-	bool		missed = take_lease(key, keylen, &lease);
-	CacheOp    *op;
+	CacheOp    *op = add_op(CACHE_OP_SET, key, keylen);
 
-	if (!missed)
-		lease = current_seq();
-	else if (ring_covers(lease, key, keylen, 0, 0))
-		return CACHE_SET_REFUSED;
-
-	if (!has_written())
-		return set_checked(key, keylen, val, vallen, ttl, lease, 0, 0) ?
-			CACHE_SET_STORED : CACHE_SET_REFUSED;
-
-	op = add_op(CACHE_OP_SET, key, keylen);
 	op->val = MemoryContextAlloc(TopTransactionContext, Max(vallen, 1));
 	memcpy(op->val, val, vallen);
 	op->vallen = vallen;
@@ -438,7 +426,37 @@ cache_coherent_set(const char *key, int keylen, const char *val, Size vallen,
 	op->lease = lease;
 	op->row_image = row_image;
 	nsets++;
-	return CACHE_SET_PENDING;
+	return op;
+}
+
+CacheSetResult
+cache_coherent_set(const char *key, int keylen, const char *val, Size vallen,
+				   int ttl, bool row_image)
+{
+	uint64		lease;
+	bool		missed = take_lease(key, keylen, &lease);
+
+	if (!missed)
+		lease = current_seq();
+	else if (ring_covers(lease, key, keylen, 0, 0))
+		return CACHE_SET_REFUSED;
+
+	if (has_written())
+	{
+		add_set_op(key, keylen, val, vallen, ttl, lease, row_image);
+		return CACHE_SET_PENDING;
+	}
+	if (!set_checked(key, keylen, val, vallen, ttl, lease, 0, 0))
+		return CACHE_SET_REFUSED;
+
+	/*
+	 * Stored at once; but this transaction's own invalidations are applied
+	 * again at commit, and must not wipe a value it set after them: keep it
+	 * to store again after that.
+	 */
+	if (nops > nsets)
+		add_set_op(key, keylen, val, vallen, ttl, current_seq(), row_image);
+	return CACHE_SET_STORED;
 }
 
 /* ---- commit ---- */

@@ -17,31 +17,32 @@
 
 /*
  * Walk the class that starts after "[" (and "^") at pat[i], the way Redis
- * reads it: "\x" is a literal x, "a-z" a range (even "a-]"), the first
+ * reads it: "\\x" is a literal x, "a-z" a range (even "a-]"), the first
  * other "]" closes it.  Returns the index of that "]", or -1 if there is
- * none; with c >= 0, sets *match when c is a member.
+ * none; with c not NULL, sets *match when *c is a member.  Like Redis, range
+ * ends compare as (signed) char, so that both stores agree on "[a-\xe9]".
  */
 static int
-class_walk(const char *pat, int patlen, int i, int c, bool *match)
+class_walk(const char *pat, int patlen, int i, const char *c, bool *match)
 {
 	while (i < patlen)
 	{
-		unsigned char lo;
-		unsigned char hi;
+		signed char lo;
+		signed char hi;
 
 		if (pat[i] == '\\' && i + 1 < patlen)
-			lo = hi = (unsigned char) pat[++i];
+			lo = hi = (signed char) pat[++i];
 		else if (pat[i] == ']')
 			return i;
 		else if (i + 2 < patlen && pat[i + 1] == '-')
 		{
-			lo = Min((unsigned char) pat[i], (unsigned char) pat[i + 2]);
-			hi = Max((unsigned char) pat[i], (unsigned char) pat[i + 2]);
+			lo = Min((signed char) pat[i], (signed char) pat[i + 2]);
+			hi = Max((signed char) pat[i], (signed char) pat[i + 2]);
 			i += 2;
 		}
 		else
-			lo = hi = (unsigned char) pat[i];
-		if (c >= lo && c <= hi)
+			lo = hi = (signed char) pat[i];
+		if (c && (signed char) *c >= lo && (signed char) *c <= hi)
 			*match = true;
 		i++;
 	}
@@ -51,8 +52,6 @@ class_walk(const char *pat, int patlen, int i, int c, bool *match)
 bool
 cache_glob_valid(const char *pat, int patlen)
 {
-	bool		unused;
-
 	for (int i = 0; i < patlen; i++)
 	{
 		if (pat[i] == '\\')
@@ -65,7 +64,7 @@ cache_glob_valid(const char *pat, int patlen)
 			i++;
 			if (i < patlen && pat[i] == '^')
 				i++;
-			i = class_walk(pat, patlen, i, -1, &unused);
+			i = class_walk(pat, patlen, i, NULL, NULL);
 			if (i < 0)
 				return false;
 		}
@@ -78,7 +77,7 @@ cache_glob_valid(const char *pat, int patlen)
  * match c?  Advances *pi past the token.  The pattern is known valid.
  */
 static bool
-token_matches(const char *pat, int patlen, int *pi, unsigned char c)
+token_matches(const char *pat, int patlen, int *pi, const char *c)
 {
 	int			i = *pi;
 
@@ -89,7 +88,7 @@ token_matches(const char *pat, int patlen, int *pi, unsigned char c)
 			return true;
 		case '\\':
 			*pi = i + 2;
-			return (unsigned char) pat[i + 1] == c;
+			return pat[i + 1] == *c;
 		case '[':
 			{
 				bool		negate = (pat[i + 1] == '^');
@@ -100,7 +99,7 @@ token_matches(const char *pat, int patlen, int *pi, unsigned char c)
 			}
 		default:
 			*pi = i + 1;
-			return (unsigned char) pat[i] == c;
+			return pat[i] == *c;
 	}
 }
 
@@ -127,7 +126,7 @@ cache_glob_match(const char *pat, int patlen, const char *str, int len)
 			star_si = si;
 			continue;
 		}
-		if (pi < patlen && token_matches(pat, patlen, &next, (unsigned char) str[si]))
+		if (pi < patlen && token_matches(pat, patlen, &next, &str[si]))
 		{
 			pi = next;
 			si++;

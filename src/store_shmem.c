@@ -590,6 +590,8 @@ shmem_get_many(int nkeys, const char *const *keys, const int *keylens,
 		values[i] = shmem_get(keys[i], keylens[i]);
 }
 
+static bool shmem_del(const char *key, int keylen);
+
 static bool
 shmem_set(const char *key, int keylen, const char *val, Size vallen, int ttl)
 {
@@ -603,13 +605,17 @@ shmem_set(const char *key, int keylen, const char *val, Size vallen, int ttl)
 
 	require_shmem();
 	n = blocks_for((Size) keylen + vallen);
-	/* one value may not take more than half the store */
-	if (n > shared->nblocks / 2)
-		return false;
-
 	chain = (n <= lengthof(local)) ? local : palloc(n * sizeof(BlockNo));
-	if (!alloc_chain(n, chain))
+
+	/*
+	 * One value may not take more than half the store.  When a value cannot
+	 * be stored, the one it was meant to replace must not stay.
+	 */
+	if (n > shared->nblocks / 2 || !alloc_chain(n, chain))
+	{
+		shmem_del(key, keylen);
 		return false;
+	}
 
 	hash = key_hash(key, keylen);
 	part = hash % CACHE_PARTITIONS;
