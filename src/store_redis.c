@@ -9,8 +9,8 @@
  *
  * cache_ext.redis_url is parsed when it is set, so that a bad URL is an
  * ERROR of the SET rather than a surprise later; the parsed form is the
- * setting's "extra".  The password is never shown to non-superusers and
- * never appears in a message.
+ * setting's "extra".  The password lives only there: the value the server
+ * keeps, shows and logs has it replaced by ***, and no message quotes it.
  *
  * The connection is opened on first use and kept.  hiredis (0.14 in Debian
  * 12) is used only to format commands and parse replies: its blocking calls
@@ -54,7 +54,6 @@
 
 #include <hiredis/hiredis.h>
 
-#include "access/xact.h"
 #include "cache_ext.h"
 #include "lib/stringinfo.h"
 #include "miscadmin.h"
@@ -121,6 +120,7 @@ static pgsocket pending_sock = PGINVALID_SOCKET;	/* being connected */
 static TimestampTz retry_after = 0;
 static char conn_error[256];	/* why the last attempt failed */
 static bool exit_hook_set = false;
+static bool conn_lost;		/* the last exchange failed on I/O, not a timeout */
 
 
 /* ---- cache_ext.redis_url ---- */
@@ -280,19 +280,19 @@ parse_userinfo(const char *s, const char *at, RedisUrl *u, char **cursor)
 }
 
 /*
- * Parses "url" into u, whose data[] has room for 4 copies of it plus 32
- * bytes.  Returns NULL, or what is wrong, never quoting the password.
+ * Parses "url" into u, writing its strings at *cursor, which has room for 4
+ * copies of it plus 32 bytes.  Returns NULL, or what is wrong, never quoting
+ * the password.
  */
 static const char *
-parse_url(const char *url, RedisUrl *u)
+parse_url(const char *url, RedisUrl *u, char **cursorp)
 {
-	char	   *cursor = u->data;
 	const char *rest;
 	const char *authority_end;
 	const char *at = NULL;
 	const char *err;
 
-	u->raw = put(&cursor, url, strlen(url));
+	u->raw = put(cursorp, url, strlen(url));
 	if (strncmp(url, "redis://", 8) == 0)
 		rest = url + 8;
 	else if (strncmp(url, "unix://", 7) == 0)
@@ -307,7 +307,7 @@ parse_url(const char *url, RedisUrl *u)
 	for (const char *p = rest; p < authority_end; p++)
 		if (*p == '@')
 			at = p;
-	if (at && (err = parse_userinfo(rest, at, u, &cursor)) != NULL)
+	if (at && (err = parse_userinfo(rest, at, u, cursorp)) != NULL)
 		return err;
 
 	/* masked: the URL with the password replaced */
@@ -315,8 +315,8 @@ parse_url(const char *url, RedisUrl *u)
 	{
 		const char *pw = (const char *) memchr(rest, ':', at - rest) + 1;
 
-		u->masked = cursor;
-		cursor += sprintf(cursor, "%.*s***%s", (int) (pw - url), url, at) + 1;
+		u->masked = *cursorp;
+		*cursorp += sprintf(*cursorp, "%.*s***%s", (int) (pw - url), url, at) + 1;
 	}
 	else
 		u->masked = u->raw;
@@ -326,44 +326,85 @@ parse_url(const char *url, RedisUrl *u)
 	{
 		if (rest != authority_end)
 			return "a unix socket URL has no host: use unix:///path/to/redis.sock";
-		err = parse_unix_path(rest, u, &cursor);
+		err = parse_unix_path(rest, u, cursorp);
 		u->target = u->host;
 		return err;
 	}
-	if ((err = parse_host_port(rest, authority_end, u, &cursor)) != NULL)
+	if ((err = parse_host_port(rest, authority_end, u, cursorp)) != NULL)
 		return err;
 	if ((err = parse_db(authority_end, u)) != NULL)
 		return err;
-	u->target = cursor;
-	sprintf(cursor, strchr(u->host, ':') ? "[%s]:%d" : "%s:%d",
+	u->target = *cursorp;
+	*cursorp += 1 + sprintf(*cursorp, strchr(u->host, ':') ? "[%s]:%d" : "%s:%d",
 			u->host, u->port);
 	return NULL;
 }
 
+/*
+ * A URL whose password is "***" and that otherwise matches the current one
+ * means the password in effect: this is how the value reads back (SHOW,
+ * FROM CURRENT), and setting it back must not lose the password.  Copies
+ * that password to *cursor.
+ */
+static void
+keep_current_password(RedisUrl *u, char **cursor)
+{
+	if (u->password == NULL || strcmp(u->password, "***") != 0 ||
+		redis_url == NULL || redis_url->password == NULL ||
+		strcmp(redis_url->masked, u->masked) != 0)
+		return;
+	u->password = put(cursor, redis_url->password, strlen(redis_url->password));
+}
+
+static bool
+reject_url(const char *why)
+{
+	/* our own message: the default one would quote the password */
+	GUC_check_errmsg("invalid value for parameter \"%s\"", "cache_ext.redis_url");
+	GUC_check_errdetail("%s", why);
+	GUC_check_errhint("Use redis://[[user]:password@]host[:port][/db] or unix:///path/to/socket[?db=N]; escape \"@\", \"/\" and \"%%\" in a password as %%40, %%2F and %%25.");
+	return false;
+}
+
+/*
+ * Parses the URL into its "extra", and replaces the value itself by its
+ * masked form: SHOW, pg_settings (including its reset_val column, which no
+ * show hook covers), current_setting() and the server log then never hold
+ * the password, which lives only in the extra.
+ */
 bool
 cache_redis_check_url(char **newval, void **extra, GucSource source)
 {
 	size_t		len = strlen(*newval);
-	RedisUrl   *u = malloc(offsetof(RedisUrl, data) + 4 * (len + 1) + 32);
+	size_t		keep = (redis_url && redis_url->password) ?
+		strlen(redis_url->password) + 1 : 0;
+	RedisUrl   *u = malloc(offsetof(RedisUrl, data) + 4 * (len + 1) + 32 + keep);
+	char	   *cursor;
 	const char *err;
+	char	   *masked;
 
 	if (u == NULL)
-	{
-		GUC_check_errcode(ERRCODE_OUT_OF_MEMORY);
-		GUC_check_errmsg("out of memory");
-		return false;
-	}
+		return reject_url("out of memory");
 	memset(u, 0, offsetof(RedisUrl, data));
-	err = parse_url(*newval, u);
+	cursor = u->data;
+	err = parse_url(*newval, u, &cursor);
 	if (err != NULL)
 	{
 		free(u);
-		/* our own message: the default one would quote the password */
-		GUC_check_errmsg("invalid value for parameter \"%s\"",
-						 "cache_ext.redis_url");
-		GUC_check_errdetail("%s", err);
-		GUC_check_errhint("Use redis://[[user]:password@]host[:port][/db] or unix:///path/to/socket[?db=N]; escape \"@\", \"/\" and \"%%\" in a password as %%40, %%2F and %%25.");
-		return false;
+		return reject_url(err);
+	}
+	keep_current_password(u, &cursor);
+
+	if (u->masked != u->raw)
+	{
+		masked = strdup(u->masked);
+		if (masked == NULL)
+		{
+			free(u);
+			return reject_url("out of memory");
+		}
+		free(*newval);
+		*newval = masked;
 	}
 	*extra = u;
 	return true;
@@ -379,15 +420,11 @@ cache_redis_assign_url(const char *newval, void *extra)
 	redis_url = (const RedisUrl *) extra;
 }
 
+/* The value is already masked (see above); so is the boot value. */
 const char *
 cache_redis_show_url(void)
 {
-	if (redis_url == NULL)
-		return cache_redis_url;
-	/* superuser() needs catalog access, hence a transaction */
-	if (IsTransactionState() && superuser())
-		return redis_url->raw;
-	return redis_url->masked;
+	return redis_url ? redis_url->masked : cache_redis_url;
 }
 
 
@@ -675,44 +712,12 @@ conn_open(void)
 	return handshake(deadline);
 }
 
-/* Closes the connection and starts the back-off. */
-static void
-conn_failed(void)
-{
-	conn_close();
-	retry_after = deadline_after(RETRY_INTERVAL_MS);
-}
-
-/*
- * A usable connection, opening one if needed; false with conn_error set.
- * Within RETRY_INTERVAL_MS of a failure, fails at once with the error of
- * that failure.
- */
-static bool
-conn_ready(void)
-{
-	if (conn_url != NULL && strcmp(conn_url, redis_url->raw) != 0)
-	{
-		/* cache_ext.redis_url changed: the new server deserves a try now */
-		conn_close();
-		retry_after = 0;
-	}
-	if (conn != NULL)
-		return true;
-	if (retry_after != 0 && GetCurrentTimestamp() < retry_after)
-		return false;
-	if (conn_open())
-		return true;
-	conn_failed();
-	return false;
-}
-
-
 /* ---- round trips ---- */
 
 static bool
 io_failed(const char *doing)
 {
+	conn_lost = true;
 	set_error("could not %s Redis at %s: %s", doing, redis_url->target,
 			  conn->err ? conn->errstr : "unknown error");
 	return false;
@@ -729,6 +734,7 @@ exchange(int ncmds, const RedisCmd *cmds, redisReply **replies,
 {
 	int			done = 0;
 
+	conn_lost = false;
 	for (int i = 0; i < ncmds; i++)
 		if (redisAppendCommandArgv(conn, cmds[i].argc, cmds[i].argv,
 								   cmds[i].argvlen) != REDIS_OK)
@@ -788,6 +794,51 @@ no_error_reply(const char *what, int n, redisReply **replies)
 }
 
 /*
+ * One round trip on the open connection, opening one if there is none;
+ * false with conn_error set.  Within RETRY_INTERVAL_MS of a failure, fails
+ * at once with the error of that failure.
+ */
+static bool
+attempt(int ncmds, const RedisCmd *cmds, redisReply **replies)
+{
+	bool		reused = (conn != NULL);
+
+	if (conn_url != NULL && strcmp(conn_url, redis_url->raw) != 0)
+	{
+		/* cache_ext.redis_url changed: the new server deserves a try now */
+		conn_close();
+		reused = false;
+		retry_after = 0;
+	}
+	if (!reused && retry_after != 0 && GetCurrentTimestamp() < retry_after)
+		return false;
+	if ((reused || conn_open()) &&
+		exchange(ncmds, cmds, replies,
+				 deadline_after(cache_redis_command_timeout)))
+		return true;
+
+	/*
+	 * Redis closes a connection left idle longer than its "timeout" setting,
+	 * and a restarted Redis has closed them all: that shows only when the
+	 * connection is used again.  Our commands are idempotent, so one more
+	 * try on a new connection is safe.
+	 */
+	if (reused && conn_lost && replies[0] == NULL)
+	{
+		conn_close();
+		if (conn_open() &&
+			exchange(ncmds, cmds, replies,
+					 deadline_after(cache_redis_command_timeout)))
+			return true;
+	}
+
+	/* closes the connection and starts the back-off */
+	conn_close();
+	retry_after = deadline_after(RETRY_INTERVAL_MS);
+	return false;
+}
+
+/*
  * Sends "ncmds" commands in one write and reads their replies: one round
  * trip, bounded by cache_ext.redis_command_timeout (plus the connect timeout
  * when it has to connect first).
@@ -806,13 +857,7 @@ redis_run(const char *what, int ncmds, const RedisCmd *cmds,
 	memset(replies, 0, ncmds * sizeof(redisReply *));
 	PG_TRY();
 	{
-		ok = conn_ready();
-		if (ok && !exchange(ncmds, cmds, replies,
-							deadline_after(cache_redis_command_timeout)))
-		{
-			conn_failed();
-			ok = false;
-		}
+		ok = attempt(ncmds, cmds, replies);
 	}
 	PG_CATCH();
 	{
