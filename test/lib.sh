@@ -32,6 +32,7 @@ CE_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 
 # Set by ce_start_services.
 CE_TMP=
+CE_LOGDIR=
 CE_PGDATA=
 CE_PGPORT=
 CE_PGHOST=
@@ -149,9 +150,12 @@ ce_free_port() {
 
 # Make the temp dir that holds the cluster, Redis's files and the copies of
 # the tests; readable by the postgres user even when the repo is not.
+# $CE_LOGDIR inside it stays the calling user's, for the logs this shell writes.
 ce_make_tmp() {
 	CE_TMP=$(mktemp -d "${TMPDIR:-/tmp}/cache_ext.XXXXXX")
 	chmod 755 "$CE_TMP"
+	CE_LOGDIR=$CE_TMP/logs
+	mkdir "$CE_LOGDIR"
 	ce_as_root chown postgres: "$CE_TMP"
 }
 
@@ -200,7 +204,7 @@ ce_start_services() {
 			if "$CE_REDIS_CLI" -h 127.0.0.1 -p "$CE_REDIS_PORT" ping 2>/dev/null | grep -q PONG; then
 				break
 			fi
-			[ "$i" -lt 100 ] || { cat "$CE_TMP/redis.log" >&2 || true; ce_die "redis-server did not start"; }
+			[ "$i" -lt 100 ] || { ce_as_root cat "$CE_TMP/redis.log" >&2 || true; ce_die "redis-server did not start"; }
 			sleep 0.1
 		done
 	fi
@@ -208,8 +212,8 @@ ce_start_services() {
 	CE_PGPORT=$(ce_free_port "${CE_PORT_BASE:-54329}")
 	ce_log "creating a throwaway cluster in $CE_PGDATA (port $CE_PGPORT)"
 	ce_as_pg "$CE_PGBIN/initdb" -D "$CE_PGDATA" -U postgres -A trust \
-		-E UTF8 --locale=C.UTF-8 --no-sync >"$CE_TMP/initdb.log" 2>&1 ||
-		{ cat "$CE_TMP/initdb.log" >&2; ce_die "initdb failed"; }
+		-E UTF8 --locale=C.UTF-8 --no-sync >"$CE_LOGDIR/initdb.log" 2>&1 ||
+		{ cat "$CE_LOGDIR/initdb.log" >&2; ce_die "initdb failed"; }
 	{
 		echo "# added by cache_ext's test/lib.sh"
 		echo "listen_addresses = '127.0.0.1'"
@@ -232,7 +236,7 @@ ce_start_services() {
 	} | ce_as_pg tee -a "$CE_PGDATA/postgresql.conf" >/dev/null
 	if ! ce_as_pg "$CE_PGBIN/pg_ctl" -D "$CE_PGDATA" -l "$CE_TMP/postgres.log" \
 		-w -t 60 start >/dev/null; then
-		tail -n 40 "$CE_TMP/postgres.log" >&2 || true
+		ce_as_root tail -n 40 "$CE_TMP/postgres.log" >&2 || true
 		ce_die "the throwaway PostgreSQL did not start"
 	fi
 	CE_PG_STARTED=1
@@ -259,7 +263,7 @@ ce_cleanup() {
 		"$CE_REDIS_CLI" -h 127.0.0.1 -p "$CE_REDIS_PORT" shutdown nosave >/dev/null 2>&1 || true
 		if [ -s "$CE_TMP/redis.pid" ]; then
 			local pid
-			pid=$(cat "$CE_TMP/redis.pid" 2>/dev/null || true)
+			pid=$(ce_as_root cat "$CE_TMP/redis.pid" 2>/dev/null || true)
 			if [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null; then
 				ce_as_root kill "$pid" 2>/dev/null || true
 			fi

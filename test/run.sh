@@ -150,9 +150,9 @@ count_regress_log() {
 
 show_diffs() {
 	local diffs=$1
-	if [ -s "$diffs" ]; then
+	if ce_as_root test -s "$diffs"; then
 		echo "---- $diffs (first 400 lines) ----"
-		head -n 400 "$diffs"
+		ce_as_root head -n 400 "$diffs"
 		echo "---- end of diffs ----"
 	fi
 }
@@ -170,10 +170,10 @@ run_regress() {
 		timeout -k 10 "$STEP_TIMEOUT" "$driver" \
 		--bindir="$CE_PGBIN" --host="$CE_PGHOST" --port="$CE_PGPORT" --user=postgres \
 		--dbname="$dbname" --inputdir="$inputdir" --outputdir="$outdir" \
-		"$@" 2>&1 | tee "$CE_TMP/out/$label-$store.log"
+		"$@" 2>&1 | tee "$CE_LOGDIR/$label-$store.log"
 	rc=${PIPESTATUS[0]}
 	set -e
-	count_regress_log "$CE_TMP/out/$label-$store.log" "$label/$store" "$rc"
+	count_regress_log "$CE_LOGDIR/$label-$store.log" "$label/$store" "$rc"
 	[ "$rc" -eq 0 ] || show_diffs "$outdir/regression.diffs"
 }
 
@@ -234,9 +234,9 @@ step_tap() {
 		else
 			record fail "tap $name"
 			local log="$dir/tmp_check/log/regress_log_$name"
-			if [ -s "$log" ]; then
+			if ce_as_root test -s "$log"; then
 				echo "---- last 80 lines of regress_log_$name ----"
-				tail -n 80 "$log"
+				ce_as_root tail -n 80 "$log"
 				echo "---- end ----"
 			fi
 		fi
