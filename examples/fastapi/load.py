@@ -1,17 +1,19 @@
 """A short load run of the users service, with cache_ext and without.
 
     PGHOST=/tmp/pgdev PGPORT=55432 REDIS_URL=redis://127.0.0.1:6379/0 \\
-        /usr/bin/python3 examples/fastapi/load.py [--users 1000 --seconds 10 --clients 8]
+        /usr/bin/python3 examples/fastapi/load.py [--users 1000 --seconds 20 --clients 8 --rounds 5]
 
 For each mode -- none (no cache: the baseline), redis (the app's Redis
 client, triggers on the Redis store), sql (cache_fetch on the shared-memory
-store) -- on a database of its own (fastapi_load_<mode>, dropped at the end):
+store) -- on a database of its own (fastapi_load_<mode>, dropped at the end),
+each with its own uvicorn; the modes take turns (--rounds), so that whatever
+else runs on the machine weighs on each of them alike:
 
 1. hit vs miss: one client, sequential.  GET /users/{id} for 200 ids, each
    twice (first a miss, then a hit), and 30 times GET /users just after
    cache_delete('users:all') and again right after.
-2. mixed load: --clients threads for --seconds: 90% GET /users/{id} (random
-   among --users ids), 5% GET /users, 5% PUT /users/{id}; the cache starts
+2. mixed load: --clients threads, --seconds per mode in all: 90% GET /users/{id} (80% of
+   them on the first fifth of the --users ids), 5% GET /users, 5% PUT /users/{id}; the cache starts
    empty.  What reached PostgreSQL is counted by PostgreSQL itself, after
    uvicorn has stopped (a backend flushes its statistics when it exits):
    transactions of the database (pg_stat_database) = requests that made a
@@ -94,41 +96,40 @@ def ms(values):
     return f"{statistics.median(values) * 1000:.2f}" if values else "-"
 
 
-def hit_vs_miss(svc, db, mode):
-    """Sequential first (miss) and second (hit) GETs; returns medians and header mismatches."""
-    res = {"one_miss": [], "one_hit": [], "all_miss": [], "all_hit": []}
+def hit_vs_miss(svc, db, mode, ids, list_rounds, res):
+    """Sequential first (miss) and second (hit) GETs, added to res; returns header mismatches."""
     wrong = 0
     with httpx.Client(base_url=svc.url, timeout=30) as c:
-        for i in range(20):              # warm the connection pools on ids phase 1 does not use
-            c.get(f"/users/{1000 + i}")
-        for uid in range(1, 201):
+        for uid in ids:
             for kind in ("one_miss", "one_hit"):
                 t = time.perf_counter()
                 r = c.get(f"/users/{uid}")
                 res[kind].append(time.perf_counter() - t)
                 wrong += mode == "redis" and r.headers["x-cache"] != kind[4:]
-        for _ in range(30):
+        for _ in range(list_rounds):
             psql(db, "SELECT cache_delete('users:all')")
             for kind in ("all_miss", "all_hit"):
                 t = time.perf_counter()
                 r = c.get("/users")
                 res[kind].append(time.perf_counter() - t)
                 wrong += mode == "redis" and r.headers["x-cache"] != kind[4:]
-    return res, wrong
+    return wrong
 
 
-def mixed(svc, nusers, seconds, clients):
-    """Read-heavy mix with writes from several threads; returns per-op latencies and counts."""
+def mixed(svc, nusers, seconds, clients, lat, cache):
+    """Read-heavy mix with writes from several threads; adds to lat and cache; returns the time."""
     deadline = time.perf_counter() + seconds
     results = []
 
     def worker(seed):
         rnd = random.Random(seed)
-        lat = {"get_one": [], "get_all": [], "put": []}
-        cache = {}
+        mine = {"get_one": [], "get_all": [], "put": []}
+        seen = {}
         with httpx.Client(base_url=svc.url, timeout=30) as c:
             while time.perf_counter() < deadline:
-                x, uid = rnd.random(), rnd.randint(1, nusers)
+                x = rnd.random()
+                hot = rnd.random() < 0.8  # 80% of requests go to the first 20% of users
+                uid = rnd.randint(1, nusers // 5) if hot else rnd.randint(1, nusers)
                 t = time.perf_counter()
                 if x < 0.90:
                     op, r = "get_one", c.get(f"/users/{uid}")
@@ -137,27 +138,29 @@ def mixed(svc, nusers, seconds, clients):
                 else:
                     op, r = "put", c.put(f"/users/{uid}", json={"name": f"user {uid} v{rnd.randint(1, 10**6)}",
                                                               "email": f"user{uid}@example.com"})
-                lat[op].append(time.perf_counter() - t)
+                mine[op].append(time.perf_counter() - t)
                 if r.status_code >= 300:
                     raise SystemExit(f"{op} {uid}: HTTP {r.status_code} {r.text[:200]}")
-                h = r.headers.get("x-cache", "-")
-                cache[h] = cache.get(h, 0) + (op != "put")
-        results.append((lat, cache))
+                if op != "put":
+                    h = r.headers.get("x-cache", "-")
+                    seen[h] = seen.get(h, 0) + 1
+        results.append((mine, seen))
 
-    threads = [threading.Thread(target=worker, args=(i,)) for i in range(clients)]
+    t0 = time.perf_counter()
+    threads = [threading.Thread(target=worker, args=(random.random(),)) for _ in range(clients)]
     for t in threads:
         t.start()
     for t in threads:
         t.join()
-    lat = {k: [v for r in results for v in r[0][k]] for k in ("get_one", "get_all", "put")}
-    cache = {}
-    for _, c in results:
-        for k, v in c.items():
+    for mine, seen in results:
+        for k, v in mine.items():
+            lat[k].extend(v)
+        for k, v in seen.items():
             cache[k] = cache.get(k, 0) + v
-    return lat, cache
+    return time.perf_counter() - t0
 
 
-def run_mode(mode, args):
+def setup_db(mode, args):
     db = f"fastapi_load_{mode}"
     store = "redis" if mode == "redis" else "shmem"
     subprocess.run(["bash", os.path.join(HERE, "setup.sh"), db, store, args.redis_url or ""], check=True)
@@ -168,39 +171,64 @@ def run_mode(mode, args):
     if mode == "none":
         psql(db, "SELECT cache_detach('users')")  # the baseline: no cache_ext at all
     psql(db, "SELECT cache_invalidate_prefix('users:')")
+    return db
 
-    svc = Service(mode, db, args.redis_url)
-    try:
-        lat1, wrong = hit_vs_miss(svc, db, mode)
-    finally:
-        svc.stop()
 
-    psql(db, "SELECT cache_invalidate_prefix('users:')")
-    before = db_counters(db)
-    svc = Service(mode, db, args.redis_url)
-    t0 = time.perf_counter()
+def run(args, modes):
+    """Both phases, the modes taking turns (rounds), so that other load on the machine
+    weighs on each mode alike."""
+    dbs = {m: setup_db(m, args) for m in modes}
+    runs = {m: dict(mode=m, lat1={k: [] for k in ("one_miss", "one_hit", "all_miss", "all_hit")}, wrong=0,
+                    lat2={k: [] for k in ("get_one", "get_all", "put")}, cache={}, elapsed=0.0)
+            for m in modes}
+    svcs = {m: Service(m, dbs[m], args.redis_url) for m in modes}
     try:
-        lat2, cache = mixed(svc, args.users, args.seconds, args.clients)
+        for m in modes:                        # warm the connection pools on ids phase 1 does not use
+            with httpx.Client(base_url=svcs[m].url) as c:
+                for i in range(20):
+                    c.get(f"/users/{args.users - i}")
+        ids = list(range(1, 201))
+        for rnd in range(args.rounds):
+            for m in modes:
+                runs[m]["wrong"] += hit_vs_miss(svcs[m], dbs[m], m, ids[rnd::args.rounds],
+                                                30 // args.rounds, runs[m]["lat1"])
     finally:
-        elapsed = time.perf_counter() - t0
-        svc.stop()
+        for svc in svcs.values():
+            svc.stop()
+
+    before = {}
+    for m in modes:
+        psql(dbs[m], "SELECT cache_invalidate_prefix('users:')")
+        before[m] = db_counters(dbs[m])
+    svcs = {m: Service(m, dbs[m], args.redis_url) for m in modes}
+    try:
+        for rnd in range(args.rounds):
+            for m in modes:
+                r = runs[m]
+                r["elapsed"] += mixed(svcs[m], args.users, args.seconds / args.rounds, args.clients,
+                                      r["lat2"], r["cache"])
+    finally:
+        for svc in svcs.values():
+            svc.stop()
     time.sleep(0.5)
-    after = db_counters(db)
-    if not args.keep:
-        psql("postgres", f"DROP DATABASE {db} WITH (FORCE)")
-    requests = sum(len(v) for v in lat2.values())
-    writes = len(lat2["put"])
-    xacts, scans = after[0] - before[0], after[1] - before[1]
-    reads_queried = scans - 2 * writes
-    return dict(mode=mode, lat1=lat1, wrong=wrong, lat2=lat2, cache=cache, requests=requests,
-                rps=requests / elapsed, writes=writes, xacts=xacts, reads_queried=reads_queried)
+    for m in modes:
+        r, after = runs[m], db_counters(dbs[m])
+        r["requests"] = sum(len(v) for v in r["lat2"].values())
+        r["writes"] = len(r["lat2"]["put"])
+        r["rps"] = r["requests"] / r["elapsed"]
+        r["xacts"] = after[0] - before[m][0]
+        r["reads_queried"] = after[1] - before[m][1] - 2 * r["writes"]
+        if not args.keep:
+            psql("postgres", f"DROP DATABASE {dbs[m]} WITH (FORCE)")
+    return [runs[m] for m in modes]
 
 
 def main():
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--users", type=int, default=1000)
-    p.add_argument("--seconds", type=float, default=10)
+    p.add_argument("--seconds", type=float, default=20)
     p.add_argument("--clients", type=int, default=8)
+    p.add_argument("--rounds", type=int, default=5, help="the modes take turns this many times")
     p.add_argument("--modes", default="none,redis,sql")
     p.add_argument("--redis-url", default=os.environ.get("REDIS_URL"))
     p.add_argument("--keep", action="store_true", help="keep the fastapi_load_* databases")
@@ -209,15 +237,17 @@ def main():
     if "redis" in modes and not args.redis_url:
         raise SystemExit("the redis mode needs REDIS_URL (or --redis-url)")
 
-    runs = [run_mode(m, args) for m in modes]
+    runs = run(args, modes)
     label = {"none": "none (no cache)", "redis": "redis (app's Redis client + triggers)",
              "sql": "sql (cache_fetch, shmem)"}
 
-    print(f"{args.users} users; mixed load: {args.clients} clients x {args.seconds:g} s, "
-          f"90% GET /users/{{id}}, 5% GET /users, 5% PUT; one uvicorn worker; "
+    print(f"{args.users} users; mixed load: {args.clients} clients x {args.seconds:g} s per mode "
+          f"(in {args.rounds} turns), "
+          f"90% GET /users/{{id}} (80% on {args.users // 5} hot users), 5% GET /users, 5% PUT "
+          f"(the PUTs on the same ids); one uvicorn worker per mode; "
           f"{platform.node()}, {os.cpu_count()} CPUs\n")
     print("### Hit vs miss (one client, sequential; median ms per HTTP request, end to end)\n")
-    print("| mode | GET /users/{id} miss | hit | GET /users (1000 rows) miss | hit | miss/hit (list) |")
+    print(f"| mode | GET /users/{{id}} miss | hit | GET /users ({args.users} rows) miss | hit | miss/hit (list) |")
     print("|---|---|---|---|---|---|")
     for r in runs:
         l1 = r["lat1"]
