@@ -87,7 +87,7 @@ async def load_one(user_id: int):
 
 
 async def cache_aside(key: str, ttl: int, load):
-    """(JSON text, "hit"/"miss"/"off"): Redis first, else load() and store it.
+    """(JSON text, "hit"/"miss"/"off"/"error"): Redis first, else load() and store it.
 
     A missing user is cached too (as null): the INSERT trigger clears the key.
     If Redis fails, serve from the database: the cache is an optimisation.

@@ -129,9 +129,11 @@ for mode in redis sql; do
 		${REDIS_URL:+--redis-url "$REDIS_URL"}
 
 	if [ "$mode" = redis ]; then
-		grep -q 'users: cache miss users:all' "$work/uvicorn.log" &&
-			grep -q 'users: cache hit users:all' "$work/uvicorn.log" ||
-			{ echo "FAIL  [$mode] no 'cache hit/miss users:all' lines in the service's log"; exit 1; }
+		if ! grep -q 'users: cache miss users:all' "$work/uvicorn.log" ||
+			! grep -q 'users: cache hit users:all' "$work/uvicorn.log"; then
+			echo "FAIL  [$mode] no 'cache miss/hit users:all' lines in the service's log"
+			exit 1
+		fi
 		echo "ok    [$mode] the service logged 'cache miss users:all' and 'cache hit users:all'"
 	fi
 	stop_uvicorn
