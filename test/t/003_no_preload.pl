@@ -14,8 +14,9 @@ $node->start;
 
 is($node->safe_psql('postgres', q{SHOW shared_preload_libraries}), '',
 	'cache_ext is not preloaded');
-my $create = $node->psql('postgres', 'CREATE EXTENSION cache_ext');
-is($create, 0, 'CREATE EXTENSION works without preloading');
+my ($create, $create_out, $create_err) = $node->psql('postgres', 'CREATE EXTENSION cache_ext');
+is($create, 0, 'CREATE EXTENSION works without preloading')
+  or diag("CREATE EXTENSION said: $create_err");
 
 my $line = qr/shared_preload_libraries = 'cache_ext'/;
 
