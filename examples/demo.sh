@@ -17,6 +17,7 @@ if [ "${CE_SKIP_BUILD:-0}" != 1 ]; then
 fi
 ce_make_tmp
 ce_copy_to_tmp examples/demo.sql
+# shellcheck disable=SC2119  # no option: no Redis, the shmem store
 ce_start_services
 ce_psql -d postgres -c 'CREATE DATABASE demo'
 echo

@@ -19,6 +19,7 @@
 #   CE_PORT_BASE   first PostgreSQL port to try (54329)
 #   CE_REDIS_PORT_BASE  first Redis port to try (63790)
 
+# shellcheck disable=SC2034  # used by the scripts that source this file
 CE_PGVER=${CE_PGVER:-15}
 CE_PGBIN=/usr/lib/postgresql/$CE_PGVER/bin
 CE_PG_CONFIG=$CE_PGBIN/pg_config

@@ -219,6 +219,7 @@ step_tap() {
 		ce_as_pg mkdir -p "$dir"
 		ce_log "TAP $name"
 		set +e
+		# shellcheck disable=SC2016  # $1 and $@ are the inner shell's
 		ce_as_pg env PATH="$CE_PGBIN:/usr/local/bin:/usr/bin:/bin" \
 			PG_REGRESS="$CE_PG_REGRESS" TESTDIR="$dir" PGOPTIONS= \
 			REDIS_SERVER="$CE_REDIS_SERVER" REDIS_CLI="$CE_REDIS_CLI" \
