@@ -1,9 +1,12 @@
 #!/usr/bin/env bash
 # Randomized coherence check (issue 5): writers update rows of a table that
 # cache_attach() watches while readers go through cache_fetch and through
-# cache_get + cache_set.  Each reader first reads the committed version,
-# then the cached one; a cached version older than the committed one is a
-# stale read.  Runs on both stores; passes when no stale read was seen.
+# cache_get + cache_set.  A writer records each version once its commit has
+# returned; each reader first reads the last such version, then the cached
+# one; a cached version older than that is a stale read (the contract's
+# promise starts when the commit returns: between the moment the new row is
+# visible and that, the commit-time invalidation may still be on its way).
+# Runs on both stores; passes when no stale read was seen.
 set -euo pipefail
 
 here=$(cd "$(dirname "$0")" && pwd)
@@ -16,9 +19,11 @@ psql_q() { psql -X -q -v ON_ERROR_STOP=1 "$@"; }
 psql_q <<'SQL'
 SET client_min_messages = warning;
 CREATE EXTENSION IF NOT EXISTS cache_ext;
-DROP TABLE IF EXISTS stress_items, stress_stale;
+DROP TABLE IF EXISTS stress_items, stress_done, stress_stale;
 CREATE TABLE stress_items (id int PRIMARY KEY, version int NOT NULL);
 INSERT INTO stress_items SELECT i, 0 FROM generate_series(1, 20) i;
+CREATE TABLE stress_done (id int, version int);
+CREATE INDEX ON stress_done (id, version);
 CREATE TABLE stress_stale (path text, id int, committed int, cached int);
 SELECT cache_attach('stress_items', 'stress:{id}', 'stress_aside:{id}');
 SQL
@@ -54,5 +59,5 @@ for backend in shmem redis; do
 	fi
 done
 unset PGOPTIONS
-psql_q -c "DROP TABLE stress_items, stress_stale" >/dev/null
+psql_q -c "DROP TABLE stress_items, stress_done, stress_stale" >/dev/null
 exit $status

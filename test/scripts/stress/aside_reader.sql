@@ -1,6 +1,6 @@
 -- The hand-written cache-aside: get, on a miss read the row and set.
 \set id random(1, 20)
-SELECT version AS committed FROM stress_items WHERE id = :id \gset
+SELECT coalesce(max(version), 0) AS committed FROM stress_done WHERE id = :id \gset
 SELECT coalesce(cache_get('stress_aside:' || :id), '-1')::int AS cached \gset
 \if :cached < 0
 SELECT version AS fresh FROM stress_items WHERE id = :id \gset
