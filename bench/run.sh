@@ -1,0 +1,475 @@
+#!/usr/bin/env bash
+#
+# bench/run.sh ("make bench"): cache_ext against what users would pick
+# instead, side by side in one run, on one throwaway PostgreSQL 15 cluster,
+# Redis and memcached on loopback ports.  See bench/README.md.
+#
+#   1. install missing packages, build and install the extension
+#   2. start memcached, Redis, PostgreSQL (cache_ext + pgmemcache preloaded)
+#   3. load the data (bench/sql/setup.sql), then the sections:
+#      pgbench workloads, redis-benchmark, per-call cost inside one query,
+#      memory per entry, prefix invalidation (+ stall of a concurrent
+#      reader), Zipf stream (hit ratio vs an exact LRU, throughput)
+#   4. write bench/results/YYYY-MM-DD.md (bench/report.py)
+#
+# Environment (optional):
+#   BENCH_QUICK=1        ~2-minute smoke run (1 s runs, one repetition,
+#                        fewer rows); writes bench/out/quick-YYYY-MM-DD.md
+#   BENCH_SECS=5         seconds per pgbench run
+#   BENCH_REPS=2         repetitions of every pgbench run
+#   BENCH_CLIENTS="1 2"  client counts
+#   BENCH_SECTIONS="pgbench inquery memory invalidate zipf"
+#   BENCH_SKIP_BUILD=1   use the cache_ext already installed
+#   BENCH_RESULTS=path   where to write the markdown
+#   CE_KEEP=1            leave the services running (see test/lib.sh)
+set -euo pipefail
+
+# shellcheck source=test/lib.sh
+. "$(dirname "${BASH_SOURCE[0]}")/../test/lib.sh"
+# shellcheck source=bench/lib.sh
+. "$CE_ROOT/bench/lib.sh"
+
+QUICK=${BENCH_QUICK:-0}
+if [ "$QUICK" = 1 ]; then
+	SECS=${BENCH_SECS:-1}
+	REPS=${BENCH_REPS:-1}
+	INQ_REPS=3
+	INQ_SCALE=5          # row counts divided by this
+	INV_CASES="10000:100000 10000:1000000"
+	ZIPF_LEN=300000
+else
+	SECS=${BENCH_SECS:-5}
+	REPS=${BENCH_REPS:-2}
+	INQ_REPS=5
+	INQ_SCALE=1
+	INV_CASES="10000:100000 10000:1000000 100000:1000000"
+	ZIPF_LEN=1000000
+fi
+CLIENTS=${BENCH_CLIENTS:-1 2}
+SECTIONS=${BENCH_SECTIONS:-pgbench inquery memory invalidate zipf}
+ZIPF_N=${BENCH_ZIPF_N:-300000}
+ZIPF_S=${BENCH_ZIPF_S:-1.1}
+DATE=$(date +%F)
+if [ "$QUICK" = 1 ]; then
+	RESULTS=${BENCH_RESULTS:-$CE_ROOT/bench/out/quick-$DATE.md}
+else
+	RESULTS=${BENCH_RESULTS:-$CE_ROOT/bench/results/$DATE.md}
+fi
+
+# raw logs and the figures, kept for inspection (bench/out is not committed)
+BENCH_RAW=$CE_ROOT/bench/out/$(date +%F-%H%M%S)
+mkdir -p "$BENCH_RAW/logs"
+BENCH_TSV=$BENCH_RAW/results.tsv
+BENCH_CMDS=$BENCH_RAW/commands.tsv
+BENCH_META=$BENCH_RAW/meta.tsv
+: >"$BENCH_TSV"
+: >"$BENCH_CMDS"
+: >"$BENCH_META"
+
+# restart PostgreSQL with another cache_ext.shmem_size (the store starts empty)
+pg_restart_shmem() {
+	echo "cache_ext.shmem_size = '$1'" | ce_as_pg tee -a "$CE_PGDATA/postgresql.conf" >/dev/null
+	ce_as_pg "$CE_PGBIN/pg_ctl" -D "$CE_PGDATA" -l "$CE_TMP/postgres.log" -w -t 60 restart >/dev/null
+}
+
+meta() { printf '%s\t%s\n' "$1" "$2" >>"$BENCH_META"; }
+now_us() { date +%s%6N; }
+has_section() { [[ " $SECTIONS " == *" $1 "* ]]; }
+
+busy=$(pgrep -c -f pg_regress || true)
+if [ "${busy:-0}" -gt 0 ]; then
+	ce_warn "$busy pg_regress process(es) running: the figures will be noisy"
+fi
+meta "load at start" "$(cut -d' ' -f1-3 /proc/loadavg) (pg_regress processes: ${busy:-0})"
+
+# ---------------------------------------------------------------------------
+# 1. packages, build, install
+
+bench_deps
+if [ "${BENCH_SKIP_BUILD:-0}" != 1 ]; then
+	ce_build_install
+fi
+
+# ---------------------------------------------------------------------------
+# 2. services
+
+bench_install_cleanup_trap
+ce_make_tmp
+bench_start_memcached
+ce_start_services --redis \
+	--conf "shared_preload_libraries = 'cache_ext,pgmemcache'" \
+	--conf "pgmemcache.default_servers = '127.0.0.1:$MC_PORT'" \
+	--conf "shared_buffers = '256MB'" \
+	--conf "max_wal_size = '4GB'" \
+	--conf "jit = off"
+RP=$CE_REDIS_PORT
+PGCONF_LINES="shared_preload_libraries = 'cache_ext,pgmemcache'; pgmemcache.default_servers = '127.0.0.1:<memcached port>'; cache_ext.shmem_size: default (64MB), 320MB for invalidation among 1M keys, 8MB for the Zipf section; shared_buffers = '256MB'; max_wal_size = '4GB'; jit = off; fsync/synchronous_commit/full_page_writes = off"
+
+ce_copy_to_tmp bench/sql
+BENCH_OUT=$CE_TMP/src/bench
+ce_as_pg mkdir -p "$CE_TMP/plog"
+TOOLS="python3 $CE_ROOT/bench/tools.py"
+
+ce_psql -d postgres -c "CREATE DATABASE bench"
+ce_log "loading the data (bench/sql/setup.sql)"
+bench_sql -f "$BENCH_OUT/sql/setup.sql" >"$BENCH_RAW/logs/setup.log" 2>&1 ||
+	{ cat "$BENCH_RAW/logs/setup.log" >&2; ce_die "setup failed"; }
+bench_cmd setup "psql -d bench -f bench/sql/setup.sql"
+
+# Does the Redis store work?  (It is being written while this is.)
+REDIS_STORE=0
+if bench_sql -c "SET cache_ext.backend = redis" -c "SET cache_ext.on_error = error" \
+	-c "SELECT cache_set('bench/probe', 'x', 60)" 2>"$BENCH_RAW/logs/redis-store.log" | grep -qx t; then
+	REDIS_STORE=1
+	bench_sql -c "SET cache_ext.backend = redis" \
+		-c "SELECT count(cache_set('k:' || i, bench_v(), 3600)) FROM generate_series(0, 9999) i" \
+		-c "SELECT cache_set('page/users/1', bench_list_users(), 3600)" >/dev/null
+else
+	ce_warn "the Redis store does not work yet ($(head -c 300 "$BENCH_RAW/logs/redis-store.log")): its rows are marked pending"
+fi
+meta "redis store" "$([ $REDIS_STORE = 1 ] && echo works || echo "pending: $(tr '\n' ' ' <"$BENCH_RAW/logs/redis-store.log" | head -c 200)")"
+
+# sanity: every get workload hits
+for q in "SELECT count(cache_get('k:' || i)) FROM generate_series(0, 9999) i" \
+	"SELECT count(memcache_get('k:' || i)) FROM generate_series(0, 9999) i" \
+	"SELECT count(*) FROM ucache WHERE key LIKE 'k:%' AND expires_at > now()"; do
+	n=$(bench_sql -c "$q")
+	[ "$n" = 10000 ] || ce_warn "expected 10000 hits, got $n: $q"
+done
+PAGE_BYTES=$(bench_sql -c "SELECT octet_length(cache_get('page/users/1'))")
+meta "list users page" "$PAGE_BYTES bytes (json_agg of the 1000 newest of 100k users)"
+
+# machine and versions
+meta "date" "$(date -u '+%F %H:%M UTC')"
+meta "nproc" "$(nproc)"
+meta "cpu" "$(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -n 1)"
+meta "kernel" "$(uname -r)"
+meta "postgresql" "$(bench_sql -c 'SHOW server_version')"
+meta "cache_ext" "$(git -C "$CE_ROOT" rev-parse --short HEAD 2>/dev/null || echo '?')$(git -C "$CE_ROOT" diff --quiet HEAD -- src 2>/dev/null || echo ' + uncommitted changes in src/')"
+meta "pgmemcache" "$(bench_sql -c "SELECT extversion FROM pg_extension WHERE extname = 'pgmemcache'") ($(dpkg-query -W -f='${Version}' postgresql-"$CE_PGVER"-pgmemcache))"
+meta "redis" "$("$CE_REDIS_SERVER" --version | sed 's/ sha=.*//')"
+meta "memcached" "$(/usr/bin/memcached -V 2>/dev/null || /usr/bin/memcached -h | head -n 1)"
+meta "pgbench" "-M prepared -T $SECS, clients: $CLIENTS, $REPS run(s) each, interleaved"
+meta "postgresql.conf" "$PGCONF_LINES"
+meta "quick" "$QUICK"
+
+# ---------------------------------------------------------------------------
+# 3a. pgbench workloads: name|store|script[@weight] ...
+
+WORKLOADS=(
+	"select1|shmem|select1.sql"
+	"pk|shmem|pk.sql"
+	"list_nocache|shmem|list_nocache.sql"
+	"u_get|shmem|u_get.sql"
+	"u_set|shmem|u_set.sql"
+	"u_mix|shmem|u_get.sql@9 u_set.sql@1"
+	"u_list|shmem|u_list.sql"
+	"mc_get|shmem|mc_get.sql"
+	"mc_set|shmem|mc_set.sql"
+	"mc_mix|shmem|mc_get.sql@9 mc_set.sql@1"
+	"mc_list|shmem|mc_list.sql"
+	"ce_get|shmem|ce_get.sql"
+	"ce_set|shmem|ce_set.sql"
+	"ce_mix|shmem|ce_get.sql@9 ce_set.sql@1"
+	"ce_list|shmem|ce_list.sql"
+	"ce_fetch|shmem|ce_fetch.sql"
+)
+if [ "$REDIS_STORE" = 1 ]; then
+	WORKLOADS+=(
+		"cer_get|redis|ce_get.sql"
+		"cer_set|redis|ce_set.sql"
+		"cer_mix|redis|ce_get.sql@9 ce_set.sql@1"
+		"cer_list|redis|ce_list.sql"
+	)
+fi
+
+if has_section pgbench; then
+	ce_log "pgbench workloads (${#WORKLOADS[@]} x clients $CLIENTS x $REPS, $SECS s each)"
+	for rep in $(seq 1 "$REPS"); do
+		for c in $CLIENTS; do
+			for w in "${WORKLOADS[@]}"; do
+				IFS='|' read -r name store files <<<"$w"
+				# shellcheck disable=SC2086
+				bench_pgbench "$name" "$store" "$c" "$rep" "$SECS" $files
+			done
+			# Redis itself, same value size and client count
+			n=$((SECS * 40000))
+			bench_cmd "redis-benchmark" "redis-benchmark -h 127.0.0.1 -p \$REDIS_PORT -t set,get -d 200 -r 10000 -c $c -n $n --csv"
+			"$CE_REDIS_CLI" -p "$RP" flushdb >/dev/null
+			/usr/bin/redis-benchmark -h 127.0.0.1 -p "$RP" -t set,get -d 200 -r 10000 \
+				-c "$c" -n "$n" --csv >"$BENCH_RAW/logs/redis-benchmark-c$c-r$rep.csv" 2>&1
+			for t in SET GET; do
+				rps=$(awk -F'"' -v t="$t" '$2 == t { print $4 }' "$BENCH_RAW/logs/redis-benchmark-c$c-r$rep.csv")
+				bench_record pgbench "rb_$(tr 'A-Z' 'a-z' <<<"$t")" "$c" "$rep" "$rps" rps
+				printf '  %-22s c=%s rep=%s  %10s rps\n' "redis-benchmark $t" "$c" "$rep" "$rps"
+			done
+			# the Redis store's workloads need their keys back
+			if [ "$REDIS_STORE" = 1 ]; then
+				"$CE_REDIS_CLI" -p "$RP" flushdb >/dev/null
+				bench_sql -c "SET cache_ext.backend = redis" \
+					-c "SELECT count(cache_set('k:' || i, bench_v(), 3600)) FROM generate_series(0, 9999) i" \
+					-c "SELECT cache_set('page/users/1', bench_list_users(), 3600)" >/dev/null
+			fi
+		done
+	done
+fi
+
+# ---------------------------------------------------------------------------
+# 3b. per-call cost inside one query
+
+if has_section inquery; then
+	ce_log "per-call cost inside one query ($INQ_REPS rounds)"
+	M=$((1000000 / INQ_SCALE))
+	INQ=(
+		"empty|$M|SELECT count(i) FROM generate_series(1, $M) i"
+		"builtin|$M|SELECT count(length('k:' || (i % 10000))) FROM generate_series(1, $M) i"
+		"ce_get|$M|SELECT count(cache_get('k:' || (i % 10000))) FROM generate_series(1, $M) i"
+		"u_get|$((M / 10))|SELECT count((SELECT value FROM ucache WHERE key = 'k:' || (i % 10000) AND expires_at > now())) FROM generate_series(1, $((M / 10))) i"
+		"mc_get|$((M / 100))|SELECT count(memcache_get('k:' || (i % 10000))) FROM generate_series(1, $((M / 100))) i"
+	)
+	[ "$REDIS_STORE" = 1 ] &&
+		INQ+=("cer_get|$((M / 100))|SELECT count(cache_get('k:' || (i % 10000))) FROM generate_series(1, $((M / 100))) i")
+	script=$CE_TMP/inquery.sql
+	{
+		echo "SET work_mem = '256MB';"
+		for r in $(seq 1 "$INQ_REPS"); do
+			for v in "${INQ[@]}"; do
+				IFS='|' read -r name rows q <<<"$v"
+				[ "$name" = cer_get ] && echo "SET cache_ext.backend = redis;"
+				printf "SELECT '%s', %s, %s, bench_ms(%s);\n" "$name" "$r" "$rows" "$(sed "s/'/''/g; s/.*/'&'/" <<<"$q")"
+				[ "$name" = cer_get ] && echo "SET cache_ext.backend = shmem;"
+			done
+		done
+	} | ce_as_pg tee "$script" >/dev/null
+	for v in "${INQ[@]}"; do
+		IFS='|' read -r name rows q <<<"$v"
+		bench_cmd "in-query" "$([ "$name" = cer_get ] && echo "SET cache_ext.backend = redis; ")$q"
+	done
+	# every lookup must hit
+	hits=$(bench_sql -c "SELECT count(cache_get('k:' || (i % 10000))) FROM generate_series(1, 20000) i")
+	[ "$hits" = 20000 ] || ce_warn "in-query: cache_get hit $hits of 20000"
+	bench_sql -F '|' -f "$script" >"$BENCH_RAW/logs/inquery.out"
+	while IFS='|' read -r name r rows ms; do
+		[ -n "$ms" ] || continue
+		bench_record inquery "$name" 1 "$r" "$(awk -v ms="$ms" -v n="$rows" 'BEGIN { printf "%.1f", ms * 1e6 / n }')" ns/row "rows=$rows ms=$ms"
+	done <"$BENCH_RAW/logs/inquery.out"
+	awk -F'\t' '$1 == "inquery" { printf "  %-10s round %s  %8s ns/row\n", $2, $4, $5 }' "$BENCH_TSV"
+fi
+
+# ---------------------------------------------------------------------------
+# 3c. memory per cached entry: 10k entries of 200 bytes, key "m:<i>", TTL 1 h
+
+if has_section memory; then
+	ce_log "memory per cached entry"
+	read -r e0 b0 <<<"$(bench_sql -F ' ' -c "SELECT entries, bytes_used FROM cache_stats()")"
+	bench_sql -c "SELECT count(cache_set('m:' || i, bench_v(), 3600)) FROM generate_series(1, 10000) i" >/dev/null
+	read -r e1 b1 <<<"$(bench_sql -F ' ' -c "SELECT entries, bytes_used FROM cache_stats()")"
+	bench_record memory ce_shmem 1 1 "$(((b1 - b0) / (e1 - e0)))" bytes/entry "bytes_used delta $((b1 - b0)) / entries delta $((e1 - e0))"
+	bench_cmd memory "SELECT count(cache_set('m:' || i, bench_v(), 3600)) FROM generate_series(1, 10000) i; -- cache_stats() bytes_used and entries before/after"
+
+	m0=$($TOOLS redis-mem "$RP")
+	$TOOLS redis-load "$RP" m: 1 10000 200 3600
+	m1=$($TOOLS redis-mem "$RP")
+	bench_record memory redis 1 1 "$(((m1 - m0) / 10000))" bytes/entry "INFO used_memory delta $((m1 - m0)) / 10000 keys (SET EX 3600)"
+	bench_cmd memory "SET m:<i> <200 bytes> EX 3600 for i in 1..10000 (bench/tools.py redis-load); INFO memory used_memory before/after"
+
+	read -r mb0 mi0 <<<"$($TOOLS mc-stats "$MC_PORT")"
+	bench_sql -c "SELECT count(memcache_set('m:' || i, bench_v(), interval '1 hour')) FROM generate_series(1, 10000) i" >/dev/null
+	read -r mb1 mi1 <<<"$($TOOLS mc-stats "$MC_PORT")"
+	bench_record memory memcached 1 1 "$(((mb1 - mb0) / (mi1 - mi0)))" bytes/entry "stats bytes delta $((mb1 - mb0)) / curr_items delta $((mi1 - mi0)) (item bytes; slab rounding not counted)"
+
+	ubytes=$(bench_sql -c "CREATE UNLOGGED TABLE mem_u (key text COLLATE \"C\" PRIMARY KEY, value text, expires_at timestamptz)" \
+		-c "INSERT INTO mem_u SELECT 'm:' || i, bench_v(), now() + interval '1 hour' FROM generate_series(1, 10000) i" \
+		-c "VACUUM ANALYZE mem_u" \
+		-c "SELECT pg_total_relation_size('mem_u')")
+	bench_record memory unlogged 1 1 "$((ubytes / 10000))" bytes/entry "pg_total_relation_size $ubytes / 10000 rows (heap + primary key)"
+	bench_cmd memory "CREATE UNLOGGED TABLE mem_u (...); INSERT 10k rows; SELECT pg_total_relation_size('mem_u') / 10000"
+	awk -F'\t' '$1 == "memory" { printf "  %-10s %6s bytes/entry  (%s)\n", $2, $5, $7 }' "$BENCH_TSV"
+fi
+
+# ---------------------------------------------------------------------------
+# 3d. prefix invalidation: N keys "p:<i>" among TOTAL, 20-byte values, and
+# the longest request of a concurrent reader (1 client reading "q:<i>")
+
+READER_SECS=5
+INV_VAL="'vvvvvvvvvvvvvvvvvvvv'"
+
+# reader_start NAME STORE SCRIPT: pgbench reader in the background
+reader_start() {
+	ce_as_pg env PGOPTIONS="$(bench_pgoptions "$2")" "$CE_PGBIN/pgbench" -h 127.0.0.1 -p "$CE_PGPORT" -U postgres \
+		-n -M prepared -T "$READER_SECS" -c 1 -j 1 --log --log-prefix="$CE_TMP/plog/$1" \
+		-f "$BENCH_OUT/sql/$3" bench >"$BENCH_RAW/logs/reader-$1.log" 2>&1 &
+	READER_PID=$!
+	sleep 1.5
+}
+
+# inv_record SYSTEM CASE MS T0 T1 LOGS...: time and stall figures
+inv_record() {
+	local sys=$1 case=$2 ms=$3 t0=$4 t1=$5
+	shift 5
+	local inside outside n
+	read -r inside outside n <<<"$($TOOLS stall "$t0" "$t1" "$@")"
+	bench_record invalidate "$sys" "$case" 1 "$ms" ms
+	bench_record invalidate_stall "$sys" "$case" 1 "$inside" ms "reader requests overlapping: $n; longest outside the invalidation: $outside ms"
+	printf '  %-22s %-14s %10s ms   reader: longest %s ms during (%s requests), %s ms outside\n' \
+		"$sys" "$case" "$ms" "$inside" "$n" "$outside"
+}
+
+# psql_timed LOGNAME PGOPTIONS SQL: run SQL with \timing and DEBUG2, print ms
+psql_timed() {
+	ce_as_pg env PGOPTIONS="$2" "$CE_PGBIN/psql" -X -h "$CE_PGHOST" -p "$CE_PGPORT" -U postgres -d bench \
+		-c "SET client_min_messages = debug2" -c '\timing on' -c "$3" >"$BENCH_RAW/logs/$1.log" 2>&1
+	sed -n 's/^Time: \([0-9.]*\) ms.*/\1/p' "$BENCH_RAW/logs/$1.log" | tail -n 1
+}
+
+if has_section invalidate; then
+	ce_log "prefix invalidation (cases n:total = $INV_CASES)"
+	big=0
+	bench_cmd invalidate "SELECT cache_invalidate_prefix('p:')   -- psql \\timing, SET client_min_messages = debug2"
+	bench_cmd invalidate "DELETE FROM inv WHERE key LIKE 'p:%'   -- inv: UNLOGGED (key text COLLATE \"C\" PRIMARY KEY, value text, expires_at timestamptz)"
+	bench_cmd invalidate "EVAL <SCAN 0 MATCH p:* COUNT 1000 + UNLINK, until cursor 0> 0 'p:*'   (bench/tools.py redis-unlink-script)"
+	bench_cmd invalidate "SCAN MATCH p:* COUNT 1000 + UNLINK per batch, from the client (bench/tools.py redis-unlink-client)"
+	bench_cmd invalidate "reader: pgbench -n -M prepared -T $READER_SECS -c 1 --log -f bench/sql/reader_ce.sql (or reader_u.sql; Redis: bench/tools.py redis-probe)"
+	for cs in $INV_CASES; do
+		n=${cs%%:*}
+		total=${cs##*:}
+		rest=$((total - n))
+		label="$((n / 1000))k/$([ "$total" -ge 1000000 ] && echo "$((total / 1000000))M" || echo "$((total / 1000))k")"
+		fl=${label//\//-of-}
+		# the default 64MB store holds ~450k small entries: 1M needs more
+		if [ "$total" -ge 400000 ] && [ "$big" = 0 ]; then
+			echo "  (cache_ext.shmem_size = 320MB from here on)"
+			pg_restart_shmem 320MB
+			big=1
+		fi
+
+		# cache_ext, shared memory
+		bench_sql -c "SELECT cache_invalidate_prefix('q:') + cache_invalidate_prefix('p:')" \
+			-c "SELECT count(cache_set('q:' || i, $INV_VAL, 0)) FROM generate_series(1, $rest) i" \
+			-c "SELECT count(cache_set('p:' || i, $INV_VAL, 0)) FROM generate_series(1, $n) i" >/dev/null
+		entries=$(bench_sql -c "SELECT entries FROM cache_stats()")
+		reader_start "shmem-$fl" shmem reader_ce.sql
+		t0=$(now_us)
+		ms=$(psql_timed "inv-shmem-$fl" "" "SELECT cache_invalidate_prefix('p:')")
+		t1=$(now_us)
+		wait "$READER_PID" || true
+		inv_record ce_shmem "$label" "$ms" "$t0" "$t1" "$CE_TMP/plog/shmem-$fl".*
+		hold=$(sed -n 's/.*longest partition lock hold during bulk removal: \([0-9.]*\) ms.*/\1/p' \
+			"$BENCH_RAW/logs/inv-shmem-$fl.log" | sort -g | tail -n 1)
+		bench_record invalidate_lock ce_shmem "$label" 1 "${hold:-}" ms "entries cached: $entries"
+		echo "    longest partition lock hold: ${hold:-?} ms with $entries entries cached"
+		bench_sql -c "SELECT cache_invalidate_prefix('q:')" >/dev/null
+
+		# UNLOGGED table
+		bench_sql -c "DROP TABLE IF EXISTS inv" \
+			-c "CREATE UNLOGGED TABLE inv (key text COLLATE \"C\" PRIMARY KEY, value text, expires_at timestamptz)" \
+			-c "INSERT INTO inv SELECT 'q:' || i, $INV_VAL, now() + interval '1 hour' FROM generate_series(1, $rest) i" \
+			-c "INSERT INTO inv SELECT 'p:' || i, $INV_VAL, now() + interval '1 hour' FROM generate_series(1, $n) i" \
+			-c "VACUUM ANALYZE inv" >/dev/null
+		reader_start "unlogged-$fl" shmem reader_u.sql
+		t0=$(now_us)
+		ms=$(psql_timed "inv-unlogged-$fl" "" "DELETE FROM inv WHERE key LIKE 'p:%'")
+		t1=$(now_us)
+		wait "$READER_PID" || true
+		inv_record unlogged "$label" "$ms" "$t0" "$t1" "$CE_TMP/plog/unlogged-$fl".*
+		bench_sql -c "DROP TABLE inv" >/dev/null
+
+		# Redis: server-side script, then client-side loop
+		for how in script client; do
+			"$CE_REDIS_CLI" -p "$RP" flushall >/dev/null
+			$TOOLS redis-load "$RP" q: 1 "$rest" 20 0
+			$TOOLS redis-load "$RP" p: 1 "$n" 20 0
+			$TOOLS redis-probe "$RP" "$READER_SECS" "$BENCH_RAW/logs/probe-$how-$fl" &
+			READER_PID=$!
+			sleep 1.5
+			t0=$(now_us)
+			read -r ms removed <<<"$($TOOLS "redis-unlink-$how" "$RP" p:)"
+			t1=$(now_us)
+			wait "$READER_PID" || true
+			[ "$removed" = "$n" ] || ce_warn "redis $how removed $removed of $n"
+			inv_record "redis_$how" "$label" "$ms" "$t0" "$t1" "$BENCH_RAW/logs/probe-$how-$fl"
+		done
+
+		# cache_ext, Redis store (same keyspace: cache_ext.key_prefix is '')
+		if [ "$REDIS_STORE" = 1 ]; then
+			"$CE_REDIS_CLI" -p "$RP" flushall >/dev/null
+			$TOOLS redis-load "$RP" q: 1 "$rest" 20 0
+			$TOOLS redis-load "$RP" p: 1 "$n" 20 0
+			reader_start "redis-$fl" redis reader_ce.sql
+			t0=$(now_us)
+			ms=$(psql_timed "inv-redis-$fl" "-c cache_ext.backend=redis" "SELECT cache_invalidate_prefix('p:')")
+			t1=$(now_us)
+			wait "$READER_PID" || true
+			inv_record ce_redis "$label" "$ms" "$t0" "$t1" "$CE_TMP/plog/redis-$fl".*
+			left=$("$CE_REDIS_CLI" -p "$RP" --scan --pattern 'p:*' | wc -l)
+			[ "$left" = 0 ] || ce_warn "cache_ext redis store left $left p: keys"
+		fi
+		"$CE_REDIS_CLI" -p "$RP" flushall >/dev/null
+	done
+fi
+
+# ---------------------------------------------------------------------------
+# 3e. Zipf stream larger than the cache: cache_ext.shmem_size = 8MB (the
+# smallest), keys z:1..ZIPF_N, 200-byte values, get then set on a miss.
+
+if has_section zipf; then
+	ce_log "Zipf stream: N=$ZIPF_N s=$ZIPF_S, $ZIPF_LEN requests, cache_ext.shmem_size = 8MB"
+	pg_restart_shmem 8MB
+	stream=$CE_TMP/zipf.txt
+	$TOOLS zipf-gen "$ZIPF_N" "$ZIPF_S" "$ZIPF_LEN" 42 "$BENCH_RAW/zipf.txt"
+	cp "$BENCH_RAW/zipf.txt" "$stream"
+	chmod 644 "$stream"
+	bench_cmd zipf "python3 bench/tools.py zipf-gen $ZIPF_N $ZIPF_S $ZIPF_LEN 42 zipf.txt; replay in one session: for each key k, cache_get('z:' || k), on a miss cache_set('z:' || k, <200 bytes>, 0); python3 bench/tools.py lru zipf.txt <entries cache_ext holds>"
+	bench_sql -c "DROP TABLE IF EXISTS zipf_stream" -c "CREATE TABLE zipf_stream (seq serial PRIMARY KEY, k integer)" \
+		-c "\\copy zipf_stream (k) FROM '$stream'" -c "
+CREATE OR REPLACE FUNCTION zipf_replay(half bigint) RETURNS TABLE (hits bigint, total bigint, hits2 bigint, total2 bigint)
+LANGUAGE plpgsql AS \$\$
+DECLARE
+    r record;
+    h bigint := 0;
+    h2 bigint := 0;
+    n bigint := 0;
+BEGIN
+    FOR r IN SELECT k FROM zipf_stream ORDER BY seq LOOP
+        n := n + 1;
+        IF cache_get('z:' || r.k) IS NULL THEN
+            PERFORM cache_set('z:' || r.k, bench_v(), 0);
+        ELSE
+            h := h + 1;
+            IF n > half THEN h2 := h2 + 1; END IF;
+        END IF;
+    END LOOP;
+    RETURN QUERY SELECT h, n, h2, n - half;
+END
+\$\$" >/dev/null
+	read -r zh zt zh2 zt2 <<<"$(bench_sql -F ' ' -c "SELECT * FROM zipf_replay($((ZIPF_LEN / 2)))")"
+	read -r cap ev <<<"$(bench_sql -F ' ' -c "SELECT entries, evictions FROM cache_stats()")"
+	read -r lh lt lh2 lt2 <<<"$($TOOLS lru "$BENCH_RAW/zipf.txt" "$cap")"
+	ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.4f", a / b }'; }
+	bench_record zipf ce_shmem_hit_ratio 1 1 "$(ratio "$zh" "$zt")" ratio "whole stream; second half: $(ratio "$zh2" "$zt2"); entries held: $cap; evictions: $ev"
+	bench_record zipf lru_hit_ratio 1 1 "$(ratio "$lh" "$lt")" ratio "exact LRU of $cap entries; second half: $(ratio "$lh2" "$lt2")"
+	bench_record zipf entries 1 1 "$cap" entries "entries cache_ext holds at 8MB with 200-byte values"
+	printf '  cache_ext SIEVE hit ratio %s (second half %s), exact LRU of %s entries %s (second half %s)\n' \
+		"$(ratio "$zh" "$zt")" "$(ratio "$zh2" "$zt2")" "$cap" "$(ratio "$lh" "$lt")" "$(ratio "$lh2" "$lt2")"
+
+	# throughput on the warm cache, pgbench's own random_zipfian stream
+	printf '%s\n' "\\set id random_zipfian(1, $ZIPF_N, $ZIPF_S)" \
+		"SELECT coalesce(cache_get('z:' || :id), CASE WHEN cache_set('z:' || :id, bench_v(), 0) THEN 'set' END);" |
+		ce_as_pg tee "$BENCH_OUT/sql/ce_zipf.sql" >/dev/null
+	for rep in $(seq 1 "$REPS"); do
+		for c in $CLIENTS; do
+			read -r h0 m0 <<<"$(bench_sql -F ' ' -c "SELECT hits, misses FROM cache_stats()")"
+			bench_pgbench ce_zipf shmem "$c" "$rep" "$SECS" ce_zipf.sql
+			read -r h1 m1 <<<"$(bench_sql -F ' ' -c "SELECT hits, misses FROM cache_stats()")"
+			bench_record zipf_pgbench_hit_ratio ce_shmem "$c" "$rep" "$(ratio $((h1 - h0)) $((h1 - h0 + m1 - m0)))" ratio
+		done
+	done
+fi
+
+# ---------------------------------------------------------------------------
+# 4. the results file
+
+meta "load at end" "$(cut -d' ' -f1-3 /proc/loadavg)"
+mkdir -p "$(dirname "$RESULTS")"
+python3 "$CE_ROOT/bench/report.py" "$BENCH_RAW" >"$RESULTS"
+ce_log "results: $RESULTS (raw figures and logs: $BENCH_RAW)"

@@ -1,0 +1,2 @@
+\set id random(0, 9999)
+SELECT cache_get('k:' || :id);

@@ -1,0 +1,1 @@
+SELECT cache_get('page/users/1');

@@ -1,0 +1,1 @@
+SELECT memcache_get('page/users/1');
