@@ -76,16 +76,6 @@ log_key(const char *event, const char *key, int keylen)
 								 cache_current_store()->name)));
 }
 
-static void
-log_bulk(const char *event, const char *arg, int arglen, int64 n)
-{
-	if (message_level_is_interesting(DEBUG1))
-		ereport(DEBUG1,
-				(errmsg_internal("cache_ext: %s \"%.*s\" removed " INT64_FORMAT " keys (%s)",
-								 event, arglen, arg, n,
-								 cache_current_store()->name)));
-}
-
 text *
 cache_get(const char *key, int keylen)
 {
@@ -214,40 +204,46 @@ cache_delete(const char *key, int keylen)
 	return removed;
 }
 
+/* Bulk invalidation: applied now, remembered for the commit-time repeat. */
+static int64
+invalidate(CacheOpKind kind, const char *arg, int len)
+{
+	const CacheStore *store = cache_current_store();
+	int64		n;
+
+	cache_note_invalidation(kind, arg, len);
+	if (kind == CACHE_OP_PREFIX)
+		n = store->invalidate_prefix(arg, len);
+	else if (kind == CACHE_OP_PATTERN)
+		n = store->invalidate_pattern(arg, len);
+	else
+		n = store->flush();
+	cache_stat_add(cache_backend, CACHE_STAT_INVALIDATIONS, n);
+	if (message_level_is_interesting(DEBUG1))
+		ereport(DEBUG1,
+				(errmsg_internal("cache_ext: %s \"%.*s\" removed " INT64_FORMAT " keys (%s)",
+								 kind == CACHE_OP_PREFIX ? "invalidate prefix" :
+								 kind == CACHE_OP_PATTERN ? "invalidate pattern" : "flush",
+								 len, arg, n, store->name)));
+	return n;
+}
+
 int64
 cache_invalidate_prefix(const char *prefix, int len)
 {
-	int64		n;
-
-	cache_note_invalidation(CACHE_OP_PREFIX, prefix, len);
-	n = cache_current_store()->invalidate_prefix(prefix, len);
-	cache_stat_add(cache_backend, CACHE_STAT_INVALIDATIONS, n);
-	log_bulk("invalidate prefix", prefix, len, n);
-	return n;
+	return invalidate(CACHE_OP_PREFIX, prefix, len);
 }
 
 int64
 cache_invalidate_pattern(const char *pattern, int len)
 {
-	int64		n;
-
-	cache_note_invalidation(CACHE_OP_PATTERN, pattern, len);
-	n = cache_current_store()->invalidate_pattern(pattern, len);
-	cache_stat_add(cache_backend, CACHE_STAT_INVALIDATIONS, n);
-	log_bulk("invalidate pattern", pattern, len, n);
-	return n;
+	return invalidate(CACHE_OP_PATTERN, pattern, len);
 }
 
 int64
 cache_flush(void)
 {
-	int64		n;
-
-	cache_note_invalidation(CACHE_OP_ALL, "", 0);
-	n = cache_current_store()->flush();
-	cache_stat_add(cache_backend, CACHE_STAT_INVALIDATIONS, n);
-	log_bulk("flush", "", 0, n);
-	return n;
+	return invalidate(CACHE_OP_ALL, "", 0);
 }
 
 int32
