@@ -10,6 +10,7 @@
 #include <limits.h>
 
 #include "cache_ext.h"
+#include "miscadmin.h"
 #include "utils/memutils.h"
 
 int			cache_backend = CACHE_BACKEND_SHMEM;
@@ -57,14 +58,19 @@ cache_define_gucs(void)
 							GUC_UNIT_S,
 							NULL, NULL, NULL);
 
-	DefineCustomIntVariable("cache_ext.shmem_size",
-							"Size of the shared-memory store (entries, values and index).",
-							NULL,
-							&cache_shmem_size_mb,
-							64, 8, 256 * 1024,	/* block numbers are 32 bits */
-							PGC_POSTMASTER,
-							GUC_UNIT_MB,
-							NULL, NULL, NULL);
+	/*
+	 * A restart-only setting can only be defined while preloading; loaded
+	 * later, the store it sizes does not exist anyway.
+	 */
+	if (process_shared_preload_libraries_in_progress)
+		DefineCustomIntVariable("cache_ext.shmem_size",
+								"Size of the shared-memory store (entries, values and index).",
+								NULL,
+								&cache_shmem_size_mb,
+								64, 8, 256 * 1024,	/* block numbers are 32 bits */
+								PGC_POSTMASTER,
+								GUC_UNIT_MB,
+								NULL, NULL, NULL);
 
 	DefineCustomIntVariable("cache_ext.max_value_size",
 							"Values larger than this are not stored.",
