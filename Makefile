@@ -26,7 +26,7 @@ PG_CPPFLAGS = -I$(srcdir)/src
 SHLIB_LINK = -lhiredis
 
 # pg_regress cases, run once per store by "make test" (test/run.sh).
-REGRESS = basic args values ttl invalidate fetch stats privileges database triggers
+REGRESS = basic args values ttl invalidate fetch stats privileges database triggers transactions
 REGRESS_OPTS = --inputdir=. --outputdir=results
 
 PG_CONFIG ?= pg_config
