@@ -8,6 +8,8 @@
 #include "postgres.h"
 
 #include "cache.h"
+#include "catalog/objectaccess.h"
+#include "catalog/pg_database.h"
 #include "miscadmin.h"
 #include "storage/ipc.h"
 #include "storage/lwlock.h"
@@ -19,6 +21,7 @@ bool		cache_preloaded = false;
 
 static shmem_request_hook_type prev_shmem_request_hook = NULL;
 static shmem_startup_hook_type prev_shmem_startup_hook = NULL;
+static object_access_hook_type prev_object_access_hook = NULL;
 
 void		_PG_init(void);
 
@@ -44,6 +47,17 @@ cache_shmem_startup_hook(void)
 	LWLockRelease(AddinShmemInitLock);
 }
 
+/* DROP DATABASE takes that database's entries with it. */
+static void
+cache_object_access_hook(ObjectAccessType access, Oid classId, Oid objectId,
+						 int subId, void *arg)
+{
+	if (prev_object_access_hook)
+		prev_object_access_hook(access, classId, objectId, subId, arg);
+	if (access == OAT_DROP && classId == DatabaseRelationId)
+		cache_shmem_forget_database(objectId);
+}
+
 void
 _PG_init(void)
 {
@@ -62,4 +76,6 @@ _PG_init(void)
 	shmem_request_hook = cache_shmem_request_hook;
 	prev_shmem_startup_hook = shmem_startup_hook;
 	shmem_startup_hook = cache_shmem_startup_hook;
+	prev_object_access_hook = object_access_hook;
+	object_access_hook = cache_object_access_hook;
 }

@@ -152,5 +152,6 @@ extern void cache_stats_shmem_init(void);
 extern Size cache_shmem_size(void);
 extern void cache_shmem_request(void);
 extern void cache_shmem_startup(void);
+extern void cache_shmem_forget_database(Oid dbid);
 
 #endif							/* CACHE_EXT_H */

@@ -92,6 +92,20 @@ typedef struct CachePartition
 	uint64		links;			/* entries ever linked in: see generation */
 } CachePartition;
 
+/*
+ * What one database's entries hold, for cache_stats(): counted when entries
+ * are linked and unlinked, so reading it costs nothing.  Databases past the
+ * last slot share "other_dbs".
+ */
+#define MAX_DB_SLOTS 64
+
+typedef struct DbUsage
+{
+	pg_atomic_uint32 dbid;		/* InvalidOid: free */
+	pg_atomic_uint64 entries;
+	pg_atomic_uint64 blocks;
+} DbUsage;
+
 typedef struct CacheShared
 {
 	uint32		nblocks;
@@ -99,6 +113,8 @@ typedef struct CacheShared
 	slock_t		free_lock;
 	uint32		nfree;
 	pg_atomic_uint32 evict_cursor;
+	DbUsage		dbs[MAX_DB_SLOTS];
+	DbUsage		other_dbs;
 	CachePartition parts[CACHE_PARTITIONS];
 } CacheShared;
 
@@ -181,6 +197,14 @@ cache_shmem_startup(void)
 		shared->nbuckets = nbuckets;
 		SpinLockInit(&shared->free_lock);
 		pg_atomic_init_u32(&shared->evict_cursor, 0);
+		for (int i = 0; i <= MAX_DB_SLOTS; i++)
+		{
+			DbUsage    *u = (i < MAX_DB_SLOTS) ? &shared->dbs[i] : &shared->other_dbs;
+
+			pg_atomic_init_u32(&u->dbid, InvalidOid);
+			pg_atomic_init_u64(&u->entries, 0);
+			pg_atomic_init_u64(&u->blocks, 0);
+		}
 		for (int i = 0; i < CACHE_PARTITIONS; i++)
 		{
 			shared->parts[i].newest = InvalidBlock;
@@ -385,6 +409,43 @@ is_expired(CacheEntry *e, TimestampTz now)
 	return e->expires != 0 && e->expires <= now;
 }
 
+/* The usage slot of a database, claimed on first use. */
+static DbUsage *
+db_usage(Oid dbid)
+{
+	static DbUsage *mine = NULL;
+	DbUsage    *found = NULL;
+
+	if (dbid == MyDatabaseId && mine != NULL)
+		return mine;
+	for (int i = 0; i < MAX_DB_SLOTS && !found; i++)
+		if (pg_atomic_read_u32(&shared->dbs[i].dbid) == dbid)
+			found = &shared->dbs[i];
+	for (int i = 0; i < MAX_DB_SLOTS && !found; i++)
+	{
+		uint32		cur = InvalidOid;
+
+		/* a failed claim leaves the slot's owner in cur: maybe us */
+		if (pg_atomic_compare_exchange_u32(&shared->dbs[i].dbid, &cur, dbid) ||
+			cur == dbid)
+			found = &shared->dbs[i];
+	}
+	if (!found)
+		return &shared->other_dbs;
+	if (dbid == MyDatabaseId)
+		mine = found;
+	return found;
+}
+
+static void
+account(CacheEntry *e, int sign)
+{
+	DbUsage    *u = db_usage(e->dbid);
+
+	pg_atomic_fetch_add_u64(&u->entries, sign);
+	pg_atomic_fetch_add_u64(&u->blocks, sign * (int64) entry_blocks(e));
+}
+
 /* Link a filled entry in as the newest of its partition (exclusive lock). */
 static void
 link_entry(int part, BlockNo b)
@@ -404,6 +465,7 @@ link_entry(int part, BlockNo b)
 	p->newest = b;
 	p->nentries++;
 	p->links++;
+	account(e, 1);
 }
 
 /* Take an entry out of the index and the queue (exclusive lock). */
@@ -429,6 +491,7 @@ unlink_entry(int part, BlockNo b)
 	else
 		p->oldest = e->newer;
 	p->nentries--;
+	account(e, -1);
 }
 
 /* ---- eviction ---- */
@@ -708,20 +771,22 @@ shmem_ttl(const char *key, int keylen, bool *found)
 
 typedef enum MatchKind
 {
+	MATCH_DATABASE,				/* every entry of the database "dbid" */
 	MATCH_ALL,
 	MATCH_PREFIX,
 	MATCH_PATTERN
 } MatchKind;
 
 static bool
-entry_matches(CacheEntry *e, MatchKind kind, const char *arg, int arglen)
+entry_matches(CacheEntry *e, MatchKind kind, Oid dbid,
+			  const char *arg, int arglen)
 {
 	char		buf[CACHE_MAX_KEY_LEN];
 	const char *key = e->data;
 
-	if (e->dbid != MyDatabaseId)
+	if (e->dbid != dbid)
 		return false;
-	if (kind == MATCH_ALL)
+	if (kind == MATCH_ALL || kind == MATCH_DATABASE)
 		return true;
 	if (kind == MATCH_PREFIX)
 	{
@@ -753,7 +818,7 @@ entry_matches(CacheEntry *e, MatchKind kind, const char *arg, int arglen)
 #define MAX_BULK_VICTIMS 1024
 
 static int64
-remove_matching(MatchKind kind, const char *arg, int arglen)
+remove_matching(MatchKind kind, Oid dbid, const char *arg, int arglen)
 {
 	int64		removed = 0;
 	int64		nexpired = 0;
@@ -786,7 +851,7 @@ remove_matching(MatchKind kind, const char *arg, int arglen)
 					CacheEntry *e = ENTRY(b);
 					BlockNo		next = e->hnext;
 
-					if (entry_matches(e, kind, arg, arglen))
+					if (entry_matches(e, kind, dbid, arg, arglen))
 					{
 						if (is_expired(e, now))
 							nexpired++;
@@ -819,37 +884,56 @@ remove_matching(MatchKind kind, const char *arg, int arglen)
 static int64
 shmem_invalidate_prefix(const char *prefix, int len)
 {
-	return remove_matching(MATCH_PREFIX, prefix, len);
+	return remove_matching(MATCH_PREFIX, MyDatabaseId, prefix, len);
 }
 
 static int64
 shmem_invalidate_pattern(const char *pattern, int len)
 {
-	return remove_matching(MATCH_PATTERN, pattern, len);
+	return remove_matching(MATCH_PATTERN, MyDatabaseId, pattern, len);
 }
 
 static int64
 shmem_flush(void)
 {
-	return remove_matching(MATCH_ALL, NULL, 0);
+	return remove_matching(MATCH_ALL, MyDatabaseId, NULL, 0);
 }
 
+/*
+ * A database is being dropped: remove its entries, so that a database that
+ * later gets the same OID does not see them, and free its usage slot.
+ */
+void
+cache_shmem_forget_database(Oid dbid)
+{
+	int64		n;
+
+	if (shared == NULL)
+		return;
+	n = remove_matching(MATCH_DATABASE, dbid, NULL, 0);
+	elog(DEBUG1, "cache_ext: removed " INT64_FORMAT " keys of dropped database %u",
+		 n, dbid);
+	for (int i = 0; i < MAX_DB_SLOTS; i++)
+	{
+		if (pg_atomic_read_u32(&shared->dbs[i].dbid) == dbid &&
+			pg_atomic_read_u64(&shared->dbs[i].entries) == 0)
+		{
+			pg_atomic_write_u64(&shared->dbs[i].blocks, 0);
+			pg_atomic_write_u32(&shared->dbs[i].dbid, InvalidOid);
+		}
+	}
+}
+
+/* This database's entries and the blocks they hold; the whole arena. */
 static void
 shmem_size(CacheStoreSize *out)
 {
-	int64		entries = 0;
-	uint32		nfree;
+	DbUsage    *u;
 
 	require_shmem();
-	/* unlocked reads: a snapshot that may be a few entries off is fine */
-	for (int i = 0; i < CACHE_PARTITIONS; i++)
-		entries += shared->parts[i].nentries;
-	SpinLockAcquire(&shared->free_lock);
-	nfree = shared->nfree;
-	SpinLockRelease(&shared->free_lock);
-
-	out->entries = entries;
-	out->bytes_used = (int64) (shared->nblocks - nfree) * CACHE_BLOCK_SIZE;
+	u = db_usage(MyDatabaseId);
+	out->entries = (int64) pg_atomic_read_u64(&u->entries);
+	out->bytes_used = (int64) pg_atomic_read_u64(&u->blocks) * CACHE_BLOCK_SIZE;
 	out->bytes_max = (int64) arena_bytes();
 }
 
