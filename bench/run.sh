@@ -307,12 +307,12 @@ reader_start() {
 inv_record() {
 	local sys=$1 case=$2 ms=$3 t0=$4 t1=$5
 	shift 5
-	local inside outside n
-	read -r inside outside n <<<"$($TOOLS stall "$t0" "$t1" "$@")"
+	local inside outside n slow share
+	read -r inside outside n slow share <<<"$($TOOLS stall "$t0" "$t1" "$@")"
 	bench_record invalidate "$sys" "$case" 1 "$ms" ms
-	bench_record invalidate_stall "$sys" "$case" 1 "$inside" ms "reader requests overlapping: $n; longest outside the invalidation: $outside ms"
-	printf '  %-22s %-14s %10s ms   reader: longest %s ms during (%s requests), %s ms outside\n' \
-		"$sys" "$case" "$ms" "$inside" "$n" "$outside"
+	bench_record invalidate_stall "$sys" "$case" 1 "$inside" ms "reader requests overlapping: $n, over 1 ms: $slow; share over 1 ms at other times: $share; longest outside the invalidation: $outside ms"
+	printf '  %-22s %-14s %10s ms   reader: longest %s ms during (%s requests, %s over 1 ms), %s ms outside\n' \
+		"$sys" "$case" "$ms" "$inside" "$n" "$slow" "$outside"
 }
 
 # psql_timed LOGNAME PGOPTIONS SQL: run SQL with \timing and DEBUG2, print ms
@@ -358,6 +358,17 @@ if has_section invalidate; then
 			"$BENCH_RAW/logs/inv-shmem-$fl.log" | sort -g | tail -n 1)
 		bench_record invalidate_lock ce_shmem "$label" 1 "${hold:-}" ms "entries cached: $entries"
 		echo "    longest partition lock hold: ${hold:-?} ms with $entries entries cached"
+		# the hold is wall time, so a preempted backend inflates it: repeat
+		# without the reader and keep every figure
+		holds=()
+		for r in 1 2 3; do
+			bench_sql -c "SELECT count(cache_set('p:' || i, $INV_VAL, 0)) FROM generate_series(1, $n) i" >/dev/null
+			psql_timed "inv-shmem-$fl-again$r" "" "SELECT cache_invalidate_prefix('p:')" >/dev/null
+			holds+=("$(sed -n 's/.*longest partition lock hold during bulk removal: \([0-9.]*\) ms.*/\1/p' \
+				"$BENCH_RAW/logs/inv-shmem-$fl-again$r.log" | tail -n 1)")
+		done
+		bench_record invalidate_lock_again ce_shmem "$label" 1 "$(printf '%s\n' "${holds[@]}" | sort -g | head -n 1)" ms "three more runs without the reader: ${holds[*]} ms"
+		echo "    again without the reader: ${holds[*]} ms"
 		bench_sql -c "SELECT cache_invalidate_prefix('q:')" >/dev/null
 
 		# UNLOGGED table

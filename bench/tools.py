@@ -20,7 +20,9 @@
       prints "hits total hits_second_half total_second_half"
   tools.py stall T0_US T1_US FILE... per-request latencies from pgbench
       --log files (or redis-probe output): the longest request that
-      overlaps [T0, T1], the longest outside it, and the count in it (ms)
+      overlaps [T0, T1] and the longest outside it (ms), the number of
+      requests overlapping it and how many of them took over 1 ms, and the
+      share of requests over 1 ms at other times
 """
 import bisect
 import collections
@@ -215,6 +217,7 @@ def lru(path, capacity):
 def stall(t0, t1, *files):
     t0, t1 = int(t0), int(t1)
     inside, outside, n = 0, 0, 0
+    slow_in, n_out, slow_out = 0, 0, 0
     for path in files:
         for line in open(path):
             p = line.split()
@@ -229,9 +232,15 @@ def stall(t0, t1, *files):
             if start <= t1 and end >= t0:
                 inside = max(inside, lat)
                 n += 1
+                slow_in += lat > 1000
             else:
                 outside = max(outside, lat)
-    print("%.3f %.3f %d" % (inside / 1000.0, outside / 1000.0, n))
+                n_out += 1
+                slow_out += lat > 1000
+    # longest inside, longest outside, requests inside, of them over 1 ms,
+    # share of requests over 1 ms outside (the machine's own noise)
+    print("%.3f %.3f %d %d %.5f" % (inside / 1000.0, outside / 1000.0, n, slow_in,
+                                    slow_out / n_out if n_out else 0.0))
 
 
 CMDS = {
