@@ -255,7 +255,7 @@ if floor1 is not None:
 if em is not None:
     w("## Per-call cost inside one query (ns per row, median of rounds)")
     w("")
-    w("`SELECT count(f('k:' || (i %% 10000))) FROM generate_series(1, N) i`, all hits, one session, `work_mem = 256MB`;")
+    w("`SELECT count(f('k:' || (i % 10000))) FROM generate_series(1, N) i`, all hits, one session, `work_mem = 256MB`;")
     w("net = ns/row minus the empty loop's ns/row.")
     w("")
     w("| variant | rows | ns/row | net ns/call | net ÷ builtin's net | UNLOGGED's net ÷ this |")
@@ -355,7 +355,7 @@ if zc is not None:
     w("")
     zt = [(c, med("pgbench", "ce_zipf", c), med("zipf_pgbench_hit_ratio", "ce_shmem", c)) for c in clients]
     w("pgbench with `random_zipfian` on the warm cache: " + "; ".join(
-        "%d client%s %s tps (%s × floor), hit ratio %s" % (c, "s" if c > 1 else "", fmt(t), ratio(t, med("pgbench", "select1", c)), fmt(h, 4))
+        "%d client%s %s tps (%s the floor), hit ratio %s" % (c, "s" if c > 1 else "", fmt(t), ratio(t, med("pgbench", "select1", c)), fmt(h, 4))
         for c, t, h in zt if t is not None) + ".")
     w("")
 

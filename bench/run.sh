@@ -276,6 +276,7 @@ if has_section memory; then
 	read -r mb0 mi0 <<<"$($TOOLS mc-stats "$MC_PORT")"
 	bench_sql -c "SELECT count(memcache_set('m:' || i, bench_v(), interval '1 hour')) FROM generate_series(1, 10000) i" >/dev/null
 	read -r mb1 mi1 <<<"$($TOOLS mc-stats "$MC_PORT")"
+	bench_cmd memory "SELECT count(memcache_set('m:' || i, bench_v(), interval '1 hour')) FROM generate_series(1, 10000) i; -- memcached stats bytes and curr_items before/after"
 	bench_record memory memcached 1 1 "$(((mb1 - mb0) / (mi1 - mi0)))" bytes/entry "stats bytes delta $((mb1 - mb0)) / curr_items delta $((mi1 - mi0)) (item bytes; slab rounding not counted)"
 
 	ubytes=$(bench_sql -c "CREATE UNLOGGED TABLE mem_u (key text COLLATE \"C\" PRIMARY KEY, value text, expires_at timestamptz)" \
