@@ -553,10 +553,9 @@ apply_op(CacheOp *op, uint64 lo, uint64 hi)
 			case CACHE_OP_SKIP:
 				break;
 			case CACHE_OP_SET:
-				/* unless a later operation of ours on the key wins */
-				if (deciding_op(op->key, op->keylen, nops) == op)
-					set_checked(op->key, op->keylen, op->val, op->vallen,
-								op->ttl, op->lease, lo, hi);
+				/* decided by select_sets(): this set is the key's last word */
+				set_checked(op->key, op->keylen, op->val, op->vallen,
+							op->ttl, op->lease, lo, hi);
 				break;
 		}
 	}
@@ -576,6 +575,53 @@ reset_ops(void)
 }
 
 /*
+ * Mark the sets to apply at commit: for each key, only the one that
+ * deciding_op() would pick.  One pass from the newest operation back, with
+ * the keys already decided in a hash table, instead of one deciding_op()
+ * call per set, which is quadratic in a transaction with many sets.
+ */
+static void
+select_sets(bool *apply)
+{
+	HASHCTL		ctl;
+	HTAB	   *decided;
+	int		   *bulk = palloc(nops * sizeof(int));
+	int			nbulk = 0;
+
+	ctl.keysize = sizeof(uint64);
+	ctl.entrysize = sizeof(uint64);
+	ctl.hcxt = CurrentMemoryContext;
+	decided = hash_create("cache_ext decided keys", 256, &ctl,
+						  HASH_ELEM | HASH_BLOBS | HASH_CONTEXT);
+	for (int i = nops - 1; i >= 0; i--)
+	{
+		CacheOp    *op = &ops[i];
+		uint64		h;
+		bool		seen;
+
+		apply[i] = false;
+		if (op->kind != CACHE_OP_SET && op->kind != CACHE_OP_KEY)
+		{
+			bulk[nbulk++] = i;
+			continue;
+		}
+		/* a hash collision would only drop a set: a miss, never stale */
+		h = hash_bytes_extended((const unsigned char *) op->key, op->keylen,
+								op->store);
+		hash_search(decided, &h, HASH_ENTER, &seen);
+		if (seen || op->kind == CACHE_OP_KEY)
+			continue;
+		apply[i] = true;
+		for (int j = 0; j < nbulk && !op->row_image; j++)
+			if (ops[bulk[j]].store == op->store &&
+				op_covers(&ops[bulk[j]], op->key, op->keylen))
+				apply[i] = false;
+	}
+	hash_destroy(decided);
+	pfree(bulk);
+}
+
+/*
  * After commit nothing may raise an ERROR: store failures become warnings
  * (see cache_store_failure) and anything else is reported as a WARNING.
  */
@@ -589,12 +635,18 @@ at_commit(void)
 	in_commit = true;
 	PG_TRY();
 	{
+		bool	   *apply = palloc(nops * sizeof(bool));
+
 		ring_publish(&lo, &hi);
+		select_sets(apply);
 		/* invalidations first, then the sets that survive them */
-		for (int pass = 0; pass < 2; pass++)
-			for (int i = 0; i < nops; i++)
-				if ((ops[i].kind == CACHE_OP_SET) == (pass == 1))
-					apply_op(&ops[i], lo, hi);
+		for (int i = 0; i < nops; i++)
+			if (ops[i].kind != CACHE_OP_SET)
+				apply_op(&ops[i], lo, hi);
+		for (int i = 0; i < nops; i++)
+			if (apply[i])
+				apply_op(&ops[i], lo, hi);
+		pfree(apply);
 	}
 	PG_CATCH();
 	{
