@@ -65,11 +65,17 @@ cache_store_failure(const char *store, const char *what, const char *detail)
 	}
 }
 
-/* The DEBUG1 trace an application developer turns on to watch the cache. */
+/*
+ * The DEBUG1 trace an application developer turns on to watch the cache.
+ * Checked inline: message_level_is_interesting() is a call on every hit.
+ */
+#define DEBUG1_WANTED() \
+	unlikely(log_min_messages <= DEBUG1 || client_min_messages <= DEBUG1)
+
 static void
 log_key(const char *event, const char *key, int keylen)
 {
-	if (message_level_is_interesting(DEBUG1))
+	if (DEBUG1_WANTED())
 		ereport(DEBUG1,
 				(errmsg_internal("cache_ext: %s key \"%.*s\" (%s)",
 								 event, keylen, key,
@@ -219,7 +225,7 @@ invalidate(CacheOpKind kind, const char *arg, int len)
 	else
 		n = store->flush();
 	cache_stat_add(cache_backend, CACHE_STAT_INVALIDATIONS, n);
-	if (message_level_is_interesting(DEBUG1))
+	if (DEBUG1_WANTED())
 		ereport(DEBUG1,
 				(errmsg_internal("cache_ext: %s \"%.*s\" removed " INT64_FORMAT " keys (%s)",
 								 kind == CACHE_OP_PREFIX ? "invalidate prefix" :

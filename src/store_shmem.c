@@ -33,6 +33,8 @@
  */
 #include "postgres.h"
 
+#include <time.h>
+
 #include "cache_ext.h"
 #include "common/hashfn.h"
 #include "miscadmin.h"
@@ -389,8 +391,24 @@ key_equals(CacheEntry *e, uint32 hash, const char *key, int keylen)
 static inline uint32
 key_hash(const char *key, int keylen)
 {
-	return (uint32) hash_bytes_extended((const unsigned char *) key, keylen,
-										MyDatabaseId);
+	return hash_combine(hash_bytes((const unsigned char *) key, keylen),
+						MyDatabaseId);
+}
+
+/*
+ * The time for expiry checks on the read path: the coarse clock costs a
+ * fraction of gettimeofday() and is at most a few milliseconds behind,
+ * which only lets an entry live that much past a TTL counted in seconds.
+ */
+static inline TimestampTz
+coarse_now(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME_COARSE, &ts);
+	return ((TimestampTz) ts.tv_sec -
+			((POSTGRES_EPOCH_JDATE - UNIX_EPOCH_JDATE) * SECS_PER_DAY)) *
+		USECS_PER_SEC + ts.tv_nsec / 1000;
 }
 
 static BlockNo
@@ -624,8 +642,7 @@ shmem_get(const char *key, int keylen)
 	{
 		CacheEntry *e = ENTRY(b);
 
-		/* most entries have a TTL, but reading the clock is worth skipping */
-		if (e->expires != 0 && is_expired(e, GetCurrentTimestamp()))
+		if (e->expires != 0 && is_expired(e, coarse_now()))
 			expired = true;
 		else
 		{
