@@ -130,6 +130,12 @@ static uint64 *key_heads = NULL;	/* per block: head_of() its key, or 0 */
 static CacheBlock *blocks = NULL;
 
 #define ENTRY(b)		((CacheEntry *) &blocks[(b)])
+
+#if defined(__GNUC__) || defined(__clang__)
+#define prefetch(p)		__builtin_prefetch(p)
+#else
+#define prefetch(p)		((void) 0)
+#endif
 #define PART_LOCK(p)	(&locks[(p)].lock)
 #define BUCKET(p, h)	(&buckets[(Size) (p) * shared->nbuckets + \
 								  (((h) / CACHE_PARTITIONS) & (shared->nbuckets - 1))])
@@ -676,6 +682,9 @@ shmem_get(const char *key, int keylen)
 			expired = true;
 		else
 		{
+			/* the value's next block is usually a cache miss: start it now */
+			if (e->next != InvalidBlock)
+				prefetch(&blocks[e->next]);
 			result = (text *) palloc(VARHDRSZ + e->vallen);
 			SET_VARSIZE(result, VARHDRSZ + e->vallen);
 			if (e->vallen > 0)
