@@ -57,5 +57,42 @@ SELECT cache_ttl('f:denied') IS NULL AS nothing_stored;
 RESET ROLE;
 DROP ROLE regress_cache_fetcher;
 
+-- a hit answers from a per-backend memo of parsed results only while the
+-- store holds the same text: a change of the value (even of one byte at the
+-- same length), a change through cache_set in a transaction and a rollback
+-- are all seen at once
+SELECT cache_fetch('f:memo', 'SELECT 1 AS a');
+SELECT cache_fetch('f:memo', 'SELECT 1/0');
+SELECT cache_set('f:memo', '[{"a": 2}]');
+SELECT cache_fetch('f:memo', 'SELECT 1/0');
+SELECT cache_fetch('f:memo', 'SELECT 1/0');
+BEGIN;
+INSERT INTO fetch_users VALUES (4, 'Barbara');
+SELECT cache_set('f:memo', '[{"a": 3}]');
+SELECT cache_fetch('f:memo', 'SELECT 1/0') AS pending;
+ROLLBACK;
+SELECT cache_fetch('f:memo', 'SELECT 1/0') AS after_rollback;
+SELECT cache_delete('f:memo');
+SELECT cache_fetch('f:memo', 'SELECT 4 AS a') AS after_delete;
+-- text that is not JSON is still an error on every hit
+SELECT cache_set('f:memo', '[{"a": 5}');
+SELECT pg_temp.err($$SELECT cache_fetch('f:memo', 'SELECT 1/0')$$);
+SELECT pg_temp.err($$SELECT cache_fetch('f:memo', 'SELECT 1/0')$$);
+-- more keys than the memo holds, each hit twice, and a large page
+SELECT count(*) FILTER (WHERE cache_fetch('f:m' || i, format('SELECT %s AS i', i)) = jsonb_build_array(jsonb_build_object('i', i))) AS misses_ok,
+       count(*) FILTER (WHERE cache_fetch('f:m' || i, 'SELECT 1/0') = jsonb_build_array(jsonb_build_object('i', i))) AS hits_ok
+FROM generate_series(1, 20) i;
+SELECT count(*) FILTER (WHERE cache_fetch('f:m' || i, 'SELECT 1/0') = jsonb_build_array(jsonb_build_object('i', i))) AS hits_again_ok
+FROM generate_series(1, 20) i;
+SELECT jsonb_array_length(cache_fetch('f:big', 'SELECT i, repeat(''x'', 1000) AS pad FROM generate_series(1, 500) i')) AS big_miss,
+       jsonb_array_length(cache_fetch('f:big', 'SELECT 1/0')) AS big_hit,
+       cache_get('f:big')::jsonb = cache_fetch('f:big', 'SELECT 1/0') AS big_same;
+-- a page too large for the memo is parsed on every hit
+SET cache_ext.max_value_size = '8MB';
+SELECT jsonb_array_length(cache_fetch('f:huge', 'SELECT i, repeat(''x'', 1000) AS pad FROM generate_series(1, 3000) i')) AS huge_miss,
+       jsonb_array_length(cache_fetch('f:huge', 'SELECT 1/0')) AS huge_hit,
+       cache_get('f:huge')::jsonb = cache_fetch('f:huge', 'SELECT 1/0') AS huge_same;
+RESET cache_ext.max_value_size;
+
 DROP TABLE fetch_users;
 SELECT cache_flush() >= 0 AS flushed;

@@ -10,6 +10,14 @@
  * and bounded by lock_timeout and statement_timeout) and the others wait on
  * it, then find the value in the cache.
  *
+ * The store keeps the JSON text (cache_get and other clients read it), so
+ * a hit has to turn that text into jsonb.  jsonb_in costs ~1 ms for a
+ * 110 kB page; a backend-local memo of the last few results (key, the exact
+ * text, its jsonb) replaces it with a memcmp when the store returns the same
+ * text again.  The store stays the source of truth: every hit still reads
+ * it, and a memo entry is used only when its text is byte for byte what the
+ * store returned now.
+ *
  *-------------------------------------------------------------------------
  */
 #include "postgres.h"
@@ -26,14 +34,164 @@
 #include "utils/builtins.h"
 #include "utils/fmgrprotos.h"
 #include "utils/jsonb.h"
+#include "utils/memutils.h"
 
 /* locktag_field4 of our advisory locks; pg_advisory_lock uses 1 and 2 */
 #define FETCH_LOCK_FIELD4 0xCAC4
 
-static Datum
-json_text_to_jsonb(const char *json)
+/*
+ * The memo.  Each entry is one allocation in memo_cxt: the jsonb (first, so
+ * it is aligned), then the text, then the key.  Entries whose allocation
+ * exceeds MEMO_MAX_ENTRY are not kept; the oldest go when the total would
+ * exceed MEMO_MAX_TOTAL or all slots are taken.
+ */
+#define MEMO_SLOTS		8
+#define MEMO_MAX_ENTRY	(4 * 1024 * 1024)
+#define MEMO_MAX_TOTAL	(8 * 1024 * 1024)
+
+typedef struct FetchMemo
 {
-	return DirectFunctionCall1(jsonb_in, CStringGetDatum(json));
+	char	   *chunk;			/* the allocation; NULL when the slot is free */
+	Size		size;			/* its size */
+	uint64		lastuse;
+	Jsonb	   *jsonb;
+	const char *text;
+	Size		textlen;
+	const char *key;
+	int			keylen;
+} FetchMemo;
+
+static MemoryContext memo_cxt = NULL;
+static FetchMemo memo[MEMO_SLOTS];
+static Size memo_total = 0;
+static uint64 memo_clock = 0;
+
+static FetchMemo *
+memo_find(const char *key, int keylen)
+{
+	for (int i = 0; i < MEMO_SLOTS; i++)
+	{
+		FetchMemo  *m = &memo[i];
+
+		if (m->chunk && m->keylen == keylen &&
+			memcmp(m->key, key, keylen) == 0)
+			return m;
+	}
+	return NULL;
+}
+
+static void
+memo_drop(FetchMemo *m)
+{
+	if (m == NULL || m->chunk == NULL)
+		return;
+	pfree(m->chunk);
+	memo_total -= m->size;
+	m->chunk = NULL;
+}
+
+/*
+ * Keep (key, text, jsonb).  Copies everything; on any failure (too big, out
+ * of memory) it simply keeps nothing, so it never throws.
+ */
+static void
+memo_put(const char *key, int keylen, const char *text, Size textlen,
+		 const Jsonb *jsonb)
+{
+	Size		jsize = VARSIZE(jsonb);
+	Size		size = MAXALIGN(jsize) + textlen + keylen;
+	FetchMemo  *slot = NULL;
+	char	   *chunk;
+
+	memo_drop(memo_find(key, keylen));
+	if (size > MEMO_MAX_ENTRY)
+		return;
+
+	if (memo_cxt == NULL)
+	{
+		memo_cxt = AllocSetContextCreate(TopMemoryContext,
+										 "cache_fetch memo",
+										 ALLOCSET_SMALL_SIZES);
+	}
+
+	/* a free slot, else the least recently used; and room within the total */
+	for (;;)
+	{
+		FetchMemo  *oldest = NULL;
+
+		slot = NULL;
+		for (int i = 0; i < MEMO_SLOTS; i++)
+		{
+			if (memo[i].chunk == NULL)
+				slot = &memo[i];
+			else if (oldest == NULL || memo[i].lastuse < oldest->lastuse)
+				oldest = &memo[i];
+		}
+		if (slot && memo_total + size <= MEMO_MAX_TOTAL)
+			break;
+		Assert(oldest != NULL);
+		memo_drop(oldest);
+	}
+
+	chunk = MemoryContextAllocExtended(memo_cxt, size, MCXT_ALLOC_NO_OOM);
+	if (chunk == NULL)
+		return;
+	memcpy(chunk, jsonb, jsize);
+	memcpy(chunk + MAXALIGN(jsize), text, textlen);
+	memcpy(chunk + MAXALIGN(jsize) + textlen, key, keylen);
+
+	slot->chunk = chunk;
+	slot->size = size;
+	slot->lastuse = ++memo_clock;
+	slot->jsonb = (Jsonb *) chunk;
+	slot->text = chunk + MAXALIGN(jsize);
+	slot->textlen = textlen;
+	slot->key = chunk + MAXALIGN(jsize) + textlen;
+	slot->keylen = keylen;
+	memo_total += size;
+}
+
+/*
+ * The jsonb for the JSON text json (len bytes) that the store holds, or has
+ * just been given, for key: a copy of the memo's when the memo holds exactly
+ * these bytes, otherwise parsed (and memoized).  The result is allocated in
+ * the caller's memory context.
+ */
+static Datum
+json_text_to_jsonb(const char *key, int keylen, const char *json, Size len)
+{
+	FetchMemo  *m = memo_find(key, keylen);
+	Jsonb	   *result;
+	char	   *cstr;
+
+	if (m && m->textlen == len && memcmp(m->text, json, len) == 0)
+	{
+		Size		jsize = VARSIZE(m->jsonb);
+
+		m->lastuse = ++memo_clock;
+		result = palloc(jsize);
+		memcpy(result, m->jsonb, jsize);
+		return JsonbPGetDatum(result);
+	}
+
+	/* a stale entry goes first, whatever happens below */
+	memo_drop(m);
+	cstr = pnstrdup(json, len);
+	result = DatumGetJsonbP(DirectFunctionCall1(jsonb_in,
+												CStringGetDatum(cstr)));
+	pfree(cstr);
+	memo_put(key, keylen, json, len, result);
+	return JsonbPGetDatum(result);
+}
+
+/* the same for a value that cache_get returned */
+static Datum
+cached_to_jsonb(const char *key, int keylen, text *cached)
+{
+	text	   *t = pg_detoast_datum_packed(cached);
+
+	return json_text_to_jsonb(key, keylen, VARDATA_ANY(t),
+							  VARSIZE_ANY_EXHDR(t));
 }
 
 /* Run the query and return its rows as a JSON array of objects. */
@@ -85,7 +243,8 @@ cache_fetch(const char *key, int keylen, const char *query, int ttl)
 
 	cached = cache_get(key, keylen);
 	if (cached)
-		return json_text_to_jsonb(text_to_cstring(cached));
+		return cached_to_jsonb(key, keylen, cached);
+	memo_drop(memo_find(key, keylen));
 
 	h = hash_bytes_extended((const unsigned char *) key, keylen, cache_backend);
 	SET_LOCKTAG_ADVISORY(tag, MyDatabaseId, (uint32) (h >> 32), (uint32) h,
@@ -98,7 +257,7 @@ cache_fetch(const char *key, int keylen, const char *query, int ttl)
 		if (cached)
 		{
 			LockRelease(&tag, ExclusiveLock, false);
-			return json_text_to_jsonb(text_to_cstring(cached));
+			return cached_to_jsonb(key, keylen, cached);
 		}
 	}
 
@@ -111,5 +270,5 @@ cache_fetch(const char *key, int keylen, const char *query, int ttl)
 	 */
 	if (!TransactionIdIsValid(GetTopTransactionIdIfAny()))
 		LockRelease(&tag, ExclusiveLock, false);
-	return json_text_to_jsonb(json);
+	return json_text_to_jsonb(key, keylen, json, strlen(json));
 }
