@@ -21,19 +21,8 @@ BENCH_TSV=
 BENCH_CMDS=
 
 bench_deps() {
-	local missing=() p
 	ce_deps
-	for p in "${BENCH_PACKAGES[@]}"; do
-		ce_pkg_installed "$p" || missing+=("$p")
-	done
-	[ "${#missing[@]}" -eq 0 ] && return 0
-	ce_log "installing missing packages: ${missing[*]}"
-	ce_as_root env DEBIAN_FRONTEND=noninteractive apt-get update -q
-	ce_as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -q \
-		--no-install-recommends "${missing[@]}" </dev/null
-	for p in "${missing[@]}"; do
-		ce_pkg_installed "$p" || ce_die "package $p did not install"
-	done
+	ce_install_missing "${BENCH_PACKAGES[@]}"
 }
 
 bench_start_memcached() {

@@ -88,11 +88,12 @@ ce_pkg_installed() {
 	dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q 'install ok installed'
 }
 
-ce_deps() {
+# Install those of the given Debian packages that are missing.
+ce_install_missing() {
 	local missing=() p
 	command -v dpkg-query >/dev/null 2>&1 ||
-		ce_die "this needs a Debian-based system (dpkg/apt); install by hand: ${CE_PACKAGES[*]}"
-	for p in "${CE_PACKAGES[@]}"; do
+		ce_die "this needs a Debian-based system (dpkg/apt); install by hand: $*"
+	for p in "$@"; do
 		ce_pkg_installed "$p" || missing+=("$p")
 	done
 	if [ "${#missing[@]}" -eq 0 ]; then
@@ -105,6 +106,10 @@ ce_deps() {
 	for p in "${missing[@]}"; do
 		ce_pkg_installed "$p" || ce_die "package $p did not install"
 	done
+}
+
+ce_deps() {
+	ce_install_missing "${CE_PACKAGES[@]}"
 	getent passwd postgres >/dev/null || ce_die "no postgres OS user after installing postgresql-$CE_PGVER"
 }
 

@@ -25,11 +25,7 @@ export PGUSER=${PGUSER:-postgres} PYTHONDONTWRITEBYTECODE=1
 . "$root/test/lib.sh" # ce_deps, ce_start_services, ce_cleanup, ce_free_port...
 
 pkgs=(python3-fastapi python3-uvicorn python3-sqlalchemy python3-asyncpg python3-redis python3-httpx)
-if ! "$PY" -c 'import fastapi, uvicorn, sqlalchemy, asyncpg, redis, httpx' 2>/dev/null; then
-	ce_log "installing ${pkgs[*]}"
-	ce_as_root env DEBIAN_FRONTEND=noninteractive apt-get update -q
-	ce_as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "${pkgs[@]}"
-fi
+ce_install_missing "${pkgs[@]}"
 
 redis_pid=
 cleanup() {

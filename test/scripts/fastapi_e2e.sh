@@ -33,18 +33,9 @@ fi
 # The Python packages, from Debian only.
 pkgs=(python3-fastapi python3-uvicorn python3-sqlalchemy python3-asyncpg python3-redis python3-httpx)
 if ! "$PY" -c 'import fastapi, uvicorn, sqlalchemy, asyncpg, redis, httpx' 2>/dev/null; then
-	if [ "$(id -u)" = 0 ]; then
-		as_root=()
-	elif sudo -n true 2>/dev/null; then
-		as_root=(sudo -n)
-	else
-		echo "FAIL: missing Python packages and not root: apt-get install ${pkgs[*]}"
-		exit 1
-	fi
-	echo "installing ${pkgs[*]}"
-	"${as_root[@]}" env DEBIAN_FRONTEND=noninteractive apt-get update -q >/dev/null
-	"${as_root[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -q \
-		--no-install-recommends "${pkgs[@]}" </dev/null >/dev/null
+	# in a subshell: lib.sh resets CE_TMP and friends
+	# shellcheck source=../lib.sh
+	(. "$here/../lib.sh" && ce_install_missing "${pkgs[@]}" >/dev/null)
 fi
 echo "ok    python: $("$PY" -c 'import fastapi, sqlalchemy, asyncpg, redis, httpx; print("fastapi", fastapi.__version__, "sqlalchemy", sqlalchemy.__version__, "asyncpg", asyncpg.__version__, "redis-py", redis.__version__)')"
 
