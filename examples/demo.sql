@@ -105,7 +105,7 @@ SELECT format('   cache_get hit                                  %9s  (average o
               :'hit_ms', round(:uncached_ms / greatest(:hit_ms, 0.001)));
 \if :has_fetch
 SELECT format('   cache_fetch(key, query, ttl) miss              %9s', :'fetch_miss_ms');
-SELECT format('   cache_fetch hit (returns jsonb: parses it)     %9s  (average of 1,000)  %sx faster',
+SELECT format('   cache_fetch hit (returns jsonb)                %9s  (average of 1,000)  %sx faster',
               :'fetch_hit_ms', round(:uncached_ms / greatest(:fetch_hit_ms, 0.001)));
 SELECT format('   same JSON from the cache as from the query: %s',
               CASE WHEN :'cached_json'::jsonb = :'uncached_json'::jsonb
@@ -121,13 +121,20 @@ SELECT count(*) FILTER (WHERE cache_set('users:by_id:' || id, row_to_json(u)::te
 FROM users u WHERE id <= 3 \gset
 SELECT cache_set('orders:recent', '[]', 600) AS ignored \gset
 SELECT '';
-SELECT '3. an application changed users, so it drops every users: key at once';
+SELECT '3. writes invalidate by themselves: cache_attach() puts triggers on users';
+SELECT cache_attach('users', 'users:list:', 'users:fetch:', 'users:by_id:{id}') AS ignored \gset
+SELECT '   cache_attach(''users'', ''users:list:'', ''users:fetch:'', ''users:by_id:{id}'')';
 SELECT '   cached keys now: users:list:by_name' || CASE WHEN :'has_fetch'::boolean THEN ', users:fetch:by_name' ELSE '' END
        || ', users:by_id:1..3, orders:recent';
-SELECT format('   cache_invalidate_prefix(''users:'') removed %s keys', cache_invalidate_prefix('users:'));
-SELECT format('   users:list:by_name is now %s; orders:recent is %s',
-              CASE WHEN cache_get('users:list:by_name') IS NULL THEN 'a miss' ELSE 'STILL THERE' END,
+UPDATE users SET name = name || ' (renamed)' WHERE id = 2;
+SELECT '   UPDATE users SET name = ... WHERE id = 2   (no cache call in sight)';
+SELECT format('   users:list:by_name: %s; users:by_id:2: %s; users:by_id:1: %s; orders:recent: %s',
+              CASE WHEN cache_get('users:list:by_name') IS NULL THEN 'gone' ELSE 'STILL THERE' END,
+              CASE WHEN cache_get('users:by_id:2') IS NULL THEN 'gone' ELSE 'STILL THERE' END,
+              CASE WHEN cache_get('users:by_id:1') IS NULL THEN 'GONE' ELSE 'still cached' END,
               CASE WHEN cache_get('orders:recent') IS NULL THEN 'GONE' ELSE 'still cached' END);
+SELECT format('   and by hand: cache_invalidate_prefix(''users:'') removed %s more keys',
+              cache_invalidate_prefix('users:'));
 
 -- 4. Statistics ------------------------------------------------------------
 
