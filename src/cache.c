@@ -85,13 +85,20 @@ log_key(const char *event, const char *key, int keylen)
 text *
 cache_get(const char *key, int keylen)
 {
-	text	   *value;
+	text	   *value = NULL;
 
-	if (cache_pending_get(key, keylen, &value, NULL))
+	switch (cache_pending_lookup(key, keylen, &value, NULL))
 	{
-		log_key("hit (pending in this transaction)", key, keylen);
-		cache_stat_add(cache_backend, CACHE_STAT_HITS, 1);
-		return value;
+		case CACHE_PENDING_VALUE:
+			log_key("hit (pending in this transaction)", key, keylen);
+			cache_stat_add(cache_backend, CACHE_STAT_HITS, 1);
+			return value;
+		case CACHE_PENDING_GONE:
+			log_key("miss (invalidated by this transaction)", key, keylen);
+			cache_stat_add(cache_backend, CACHE_STAT_MISSES, 1);
+			return NULL;
+		case CACHE_PENDING_NONE:
+			break;
 	}
 	value = cache_current_store()->get(key, keylen);
 	cache_stat_add(cache_backend, value ? CACHE_STAT_HITS : CACHE_STAT_MISSES, 1);
@@ -101,7 +108,7 @@ cache_get(const char *key, int keylen)
 }
 
 /*
- * Keys with a value pending in this transaction are answered from it; the
+ * Keys this transaction's own operations decide are answered from them; the
  * rest go to the store in one call.
  */
 void
@@ -118,7 +125,8 @@ cache_get_many(int nkeys, const char *const *keys, const int *keylens,
 	for (int i = 0; i < nkeys; i++)
 	{
 		values[i] = NULL;
-		if (cache_pending_get(keys[i], keylens[i], &values[i], NULL))
+		if (cache_pending_lookup(keys[i], keylens[i], &values[i], NULL) !=
+			CACHE_PENDING_NONE)
 			continue;
 		rest_keys[nrest] = keys[i];
 		rest_lens[nrest] = keylens[i];
@@ -199,10 +207,11 @@ bool
 cache_delete(const char *key, int keylen)
 {
 	/* a value pending in this transaction is live for it */
-	bool		pending = cache_pending_get(key, keylen, NULL, NULL);
+	bool		pending = (cache_pending_lookup(key, keylen, NULL, NULL) ==
+						   CACHE_PENDING_VALUE);
 	bool		removed;
 
-	cache_note_invalidation(CACHE_OP_KEY, key, keylen);
+	cache_note_invalidation(CACHE_OP_KEY, key, keylen, false);
 	removed = cache_current_store()->del(key, keylen) || pending;
 	if (removed)
 		cache_stat_add(cache_backend, CACHE_STAT_DELETES, 1);
@@ -212,12 +221,12 @@ cache_delete(const char *key, int keylen)
 
 /* Bulk invalidation: applied now, remembered for the commit-time repeat. */
 static int64
-invalidate(CacheOpKind kind, const char *arg, int len)
+invalidate(CacheOpKind kind, const char *arg, int len, bool spares_row_images)
 {
 	const CacheStore *store = cache_current_store();
 	int64		n;
 
-	cache_note_invalidation(kind, arg, len);
+	cache_note_invalidation(kind, arg, len, spares_row_images);
 	if (kind == CACHE_OP_PREFIX)
 		n = store->invalidate_prefix(arg, len);
 	else if (kind == CACHE_OP_PATTERN)
@@ -237,19 +246,25 @@ invalidate(CacheOpKind kind, const char *arg, int len)
 int64
 cache_invalidate_prefix(const char *prefix, int len)
 {
-	return invalidate(CACHE_OP_PREFIX, prefix, len);
+	return invalidate(CACHE_OP_PREFIX, prefix, len, false);
+}
+
+int64
+cache_invalidate_prefix_after_write(const char *prefix, int len)
+{
+	return invalidate(CACHE_OP_PREFIX, prefix, len, true);
 }
 
 int64
 cache_invalidate_pattern(const char *pattern, int len)
 {
-	return invalidate(CACHE_OP_PATTERN, pattern, len);
+	return invalidate(CACHE_OP_PATTERN, pattern, len, false);
 }
 
 int64
 cache_flush(void)
 {
-	return invalidate(CACHE_OP_ALL, "", 0);
+	return invalidate(CACHE_OP_ALL, "", 0, false);
 }
 
 int32
@@ -257,11 +272,17 @@ cache_ttl(const char *key, int keylen, bool *found)
 {
 	int			ttl;
 
-	/* a pending value has its whole TTL ahead: it starts at commit */
-	if (cache_pending_get(key, keylen, NULL, &ttl))
+	switch (cache_pending_lookup(key, keylen, NULL, &ttl))
 	{
-		*found = true;
-		return (ttl == 0) ? -1 : ttl;
+		case CACHE_PENDING_VALUE:
+			/* a pending value has its whole TTL ahead: it starts at commit */
+			*found = true;
+			return (ttl == 0) ? -1 : ttl;
+		case CACHE_PENDING_GONE:
+			*found = false;
+			return 0;
+		case CACHE_PENDING_NONE:
+			break;
 	}
 	return cache_current_store()->ttl(key, keylen, found);
 }

@@ -21,6 +21,8 @@ extern bool cache_set_row(const char *key, int keylen,
 						  const char *val, Size vallen, int ttl);
 extern bool cache_delete(const char *key, int keylen);
 extern int64 cache_invalidate_prefix(const char *prefix, int len);
+/* by the statement trigger of a write: spares write-through row images */
+extern int64 cache_invalidate_prefix_after_write(const char *prefix, int len);
 extern int64 cache_invalidate_pattern(const char *pattern, int len);
 extern int64 cache_flush(void);
 extern int32 cache_ttl(const char *key, int keylen, bool *found);
@@ -55,10 +57,18 @@ typedef enum CacheSetResult
 extern void cache_coherence_init(void);
 extern Size cache_coherence_shmem_size(void);
 extern void cache_coherence_shmem_init(void);
-extern bool cache_pending_get(const char *key, int keylen, text **value,
-							  int *ttl);
+typedef enum CachePending
+{
+	CACHE_PENDING_NONE,			/* the store decides */
+	CACHE_PENDING_VALUE,		/* a value set by this transaction */
+	CACHE_PENDING_GONE			/* invalidated by this writing transaction */
+} CachePending;
+
+extern CachePending cache_pending_lookup(const char *key, int keylen,
+										 text **value, int *ttl);
 extern void cache_note_lookup(const char *key, int keylen, bool hit);
-extern void cache_note_invalidation(CacheOpKind kind, const char *arg, int len);
+extern void cache_note_invalidation(CacheOpKind kind, const char *arg, int len,
+									bool spares_row_images);
 extern CacheSetResult cache_coherent_set(const char *key, int keylen,
 										 const char *val, Size vallen, int ttl,
 										 bool row_image);

@@ -7,6 +7,7 @@
  */
 #include "postgres.h"
 
+#include "access/xact.h"
 #include "cache.h"
 #include "catalog/objectaccess.h"
 #include "catalog/pg_database.h"
@@ -47,7 +48,13 @@ cache_shmem_startup_hook(void)
 	LWLockRelease(AddinShmemInitLock);
 }
 
-/* DROP DATABASE takes that database's entries with it. */
+/*
+ * DROP DATABASE takes that database's entries with it, once it commits: the
+ * drop hook runs before the drop has waited out the database's sessions
+ * (which could still store keys) and before it can fail.
+ */
+static Oid	dropped_database = InvalidOid;
+
 static void
 cache_object_access_hook(ObjectAccessType access, Oid classId, Oid objectId,
 						 int subId, void *arg)
@@ -55,7 +62,16 @@ cache_object_access_hook(ObjectAccessType access, Oid classId, Oid objectId,
 	if (prev_object_access_hook)
 		prev_object_access_hook(access, classId, objectId, subId, arg);
 	if (access == OAT_DROP && classId == DatabaseRelationId)
-		cache_shmem_forget_database(objectId);
+		dropped_database = objectId;
+}
+
+static void
+cache_drop_xact_callback(XactEvent event, void *arg)
+{
+	if (event == XACT_EVENT_COMMIT && OidIsValid(dropped_database))
+		cache_shmem_forget_database(dropped_database);
+	if (event == XACT_EVENT_COMMIT || event == XACT_EVENT_ABORT)
+		dropped_database = InvalidOid;
 }
 
 void
@@ -78,4 +94,5 @@ _PG_init(void)
 	shmem_startup_hook = cache_shmem_startup_hook;
 	prev_object_access_hook = object_access_hook;
 	object_access_hook = cache_object_access_hook;
+	RegisterXactCallback(cache_drop_xact_callback, NULL);
 }

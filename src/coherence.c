@@ -42,10 +42,12 @@
 #include "miscadmin.h"
 #include "port/atomics.h"
 #include "storage/lwlock.h"
+#include "storage/proc.h"
 #include "storage/shmem.h"
 #include "utils/builtins.h"
 #include "utils/hsearch.h"
 #include "utils/memutils.h"
+#include "utils/snapmgr.h"
 
 /* ---- the shared ring of committed invalidations ---- */
 
@@ -62,6 +64,7 @@ typedef struct RingSlot
 	uint8		kind;			/* CacheOpKind */
 	uint16		len;
 	uint32		keyhash;		/* CACHE_OP_KEY */
+	TransactionId xid;			/* the committing transaction, if it had one */
 	char		text[RING_TEXT];
 } RingSlot;
 
@@ -169,6 +172,61 @@ ring_covers(uint64 since, const char *key, int keylen,
 	return covered;
 }
 
+/*
+ * The ring's sequence number when this transaction first used the cache: a
+ * lower bound for what its snapshot may not have seen.
+ */
+static LocalTransactionId xact_lxid = InvalidLocalTransactionId;
+static uint64 xact_seq;
+
+static void
+note_xact_start(void)
+{
+	if (MyProc->lxid != xact_lxid)
+	{
+		xact_lxid = MyProc->lxid;
+		xact_seq = current_seq();
+	}
+}
+
+/*
+ * In REPEATABLE READ and SERIALIZABLE a value comes from the transaction's
+ * snapshot, which may be older than the miss: refuse a set when a covering
+ * invalidation was committed by a transaction that snapshot does not see
+ * (or when the ring has forgotten what happened since this transaction
+ * started).  Invalidations before the transaction's first cache call that
+ * already left the ring are not seen: 4096 commits are a wide margin.
+ */
+static bool
+snapshot_missed_invalidation(const char *key, int keylen)
+{
+	Snapshot	snap;
+	uint32		keyhash;
+	uint64		last;
+	bool		covered = false;
+
+	if (ring == NULL || !IsolationUsesXactSnapshot() || !FirstSnapshotSet)
+		return false;
+	note_xact_start();
+	snap = GetTransactionSnapshot();
+	keyhash = text_hash(key, Min(keylen, RING_TEXT));
+	LWLockAcquire(&ring->lock, LW_SHARED);
+	last = pg_atomic_read_u64(&ring->last_seq);
+	if (last - xact_seq >= RING_SLOTS)
+		covered = true;
+	for (uint64 s = (last > RING_SLOTS) ? last - RING_SLOTS + 1 : 1;
+		 s <= last && !covered; s++)
+	{
+		RingSlot   *slot = &ring->slots[s % RING_SLOTS];
+
+		covered = TransactionIdIsValid(slot->xid) &&
+			slot_covers(slot, cache_backend, key, keylen, keyhash) &&
+			XidInMVCCSnapshot(slot->xid, snap);
+	}
+	LWLockRelease(&ring->lock);
+	return covered;
+}
+
 /* ---- this transaction's operations ---- */
 
 typedef struct CacheOp
@@ -184,15 +242,94 @@ typedef struct CacheOp
 	int			ttl;
 	uint64		lease;			/* stale if covered by a commit after this */
 	bool		row_image;		/* by write-through: see deciding_op() */
+	bool		spares_row_images;	/* invalidations: see deciding_op() */
 	/* invalidations: the store's generation before they were applied */
 	uint64		generation;
 } CacheOp;
 
+static bool
+has_written(void)
+{
+	return TransactionIdIsValid(GetTopTransactionIdIfAny());
+}
+
+#define MAX_KEY_OPS 100000
+
 static CacheOp *ops = NULL;		/* in TopTransactionContext */
+static int	nkeyops[2];			/* CACHE_OP_KEY operations, per store */
 static int	nops = 0;
 static int	maxops = 0;
 static int	nsets = 0;
 static bool in_commit = false;
+
+/*
+ * An index of the operations, so that finding what decides a key does not
+ * scan them all (a large UPDATE under a key template adds one per row, and
+ * each row's trigger asks): the latest SET or KEY operation of each key, by
+ * a hash of store and key, and the positions of the bulk operations.  In
+ * TopTransactionContext; rebuilt when a subtransaction abort removes some.
+ */
+typedef struct KeyIndexEntry
+{
+	uint64		keyhash;
+	int			last;			/* index in ops[] */
+} KeyIndexEntry;
+
+static HTAB *key_index = NULL;
+static int *bulk_ops = NULL;
+static int	nbulk = 0;
+static int	maxbulk = 0;
+
+static uint64
+op_key_hash(CacheBackend store, const char *key, int keylen)
+{
+	return hash_bytes_extended((const unsigned char *) key, keylen, store);
+}
+
+static void
+index_op(int i)
+{
+	CacheOp    *op = &ops[i];
+
+	if (op->kind == CACHE_OP_SET || op->kind == CACHE_OP_KEY)
+	{
+		uint64		h = op_key_hash(op->store, op->key, op->keylen);
+		KeyIndexEntry *e;
+
+		if (key_index == NULL)
+		{
+			HASHCTL		ctl;
+
+			ctl.keysize = sizeof(uint64);
+			ctl.entrysize = sizeof(KeyIndexEntry);
+			ctl.hcxt = TopTransactionContext;
+			key_index = hash_create("cache_ext operations", 256, &ctl,
+									HASH_ELEM | HASH_BLOBS | HASH_CONTEXT);
+		}
+		e = hash_search(key_index, &h, HASH_ENTER, NULL);
+		e->last = i;
+		return;
+	}
+	if (nbulk == maxbulk)
+	{
+		maxbulk = Max(16, maxbulk * 2);
+		bulk_ops = bulk_ops ?
+			repalloc(bulk_ops, maxbulk * sizeof(int)) :
+			MemoryContextAlloc(TopTransactionContext, maxbulk * sizeof(int));
+	}
+	bulk_ops[nbulk++] = i;
+}
+
+static void
+reindex_ops(void)
+{
+	if (key_index)
+		hash_destroy(key_index);
+	key_index = NULL;
+	nbulk = 0;
+	for (int i = 0; i < nops; i++)
+		index_op(i);
+}
 
 static CacheOp *
 add_op(CacheOpKind kind, const char *key, int keylen)
@@ -214,6 +351,7 @@ add_op(CacheOpKind kind, const char *key, int keylen)
 	op->keylen = keylen;
 	op->key = MemoryContextAlloc(TopTransactionContext, Max(keylen, 1));
 	memcpy(op->key, key, keylen);
+	index_op(nops - 1);
 	return op;
 }
 
@@ -240,58 +378,97 @@ op_covers(CacheOp *op, const char *key, int keylen)
 /*
  * The operation of this transaction that decides a key's state (of the
  * current store): the latest one covering it, except that a row image
- * stored by write-through outlives later prefix, pattern and flush
- * invalidations, which say nothing about that row (its own change would
- * have come as a key operation or a new image).
+ * stored by write-through outlives the later prefix invalidations of the
+ * statement triggers of INSERT, UPDATE and DELETE, which say nothing about
+ * that row (its own change comes as a key operation or a new image).  A
+ * TRUNCATE's or an explicit invalidation removes it like any value.
  */
 static CacheOp *
-deciding_op(const char *key, int keylen, int before)
+deciding_op(const char *key, int keylen)
 {
+	uint64		h = op_key_hash(cache_backend, key, keylen);
+	KeyIndexEntry *e = key_index ? hash_search(key_index, &h, HASH_FIND, NULL) : NULL;
+	CacheOp    *keyop = e ? &ops[e->last] : NULL;
 	CacheOp    *bulk = NULL;
+	CacheOp    *hard_bulk = NULL;
 
-	for (int i = before - 1; i >= 0; i--)
+	/* a hash collision would only lose a pending value: a miss */
+	if (keyop && (keyop->keylen != keylen || memcmp(keyop->key, key, keylen) != 0))
+		keyop = NULL;
+	for (int j = nbulk - 1; j >= 0 && (!keyop || bulk_ops[j] > e->last); j--)
 	{
-		CacheOp    *op = &ops[i];
+		CacheOp    *op = &ops[bulk_ops[j]];
 
 		if (op->store != cache_backend || !op_covers(op, key, keylen))
 			continue;
-		if (op->kind == CACHE_OP_SET && op->row_image)
-			return op;
-		if (op->kind == CACHE_OP_SET || op->kind == CACHE_OP_KEY)
-			return bulk ? bulk : op;
 		if (bulk == NULL)
 			bulk = op;
+		if (hard_bulk == NULL && !op->spares_row_images)
+			hard_bulk = op;
 	}
-	return bulk;
+	if (keyop && keyop->kind == CACHE_OP_SET && keyop->row_image)
+		return hard_bulk ? hard_bulk : keyop;
+	return bulk ? bulk : keyop;
 }
 
 /*
- * This transaction's pending value of a key, if any: a copy in *value (if
- * value is not NULL) and its TTL in *ttl (if not NULL).
+ * What this transaction's own operations say of a key: a pending value (a
+ * copy in *value if value is not NULL, its TTL in *ttl if not NULL); gone,
+ * when a transaction that has written invalidated it (the store may hold a
+ * value cached meanwhile by a reader of the old rows, which this
+ * transaction must not read back); or nothing, and the store decides.
  */
-bool
-cache_pending_get(const char *key, int keylen, text **value, int *ttl)
+CachePending
+cache_pending_lookup(const char *key, int keylen, text **value, int *ttl)
 {
 	CacheOp    *op;
 
-	if (nsets == 0)
-		return false;
-	op = deciding_op(key, keylen, nops);
-	if (op == NULL || op->kind != CACHE_OP_SET)
-		return false;
+	note_xact_start();
+	if (nsets == 0 && (nops == 0 || !has_written()))
+		return CACHE_PENDING_NONE;
+	op = deciding_op(key, keylen);
+	if (op == NULL)
+		return CACHE_PENDING_NONE;
+	if (op->kind != CACHE_OP_SET)
+		return has_written() ? CACHE_PENDING_GONE : CACHE_PENDING_NONE;
 	if (value)
 		*value = cstring_to_text_with_len(op->val, op->vallen);
 	if (ttl)
 		*ttl = op->ttl;
-	return true;
+	return CACHE_PENDING_VALUE;
 }
 
-/* Called just before an invalidation is applied to the current store. */
+/*
+ * Called just before an invalidation is applied to the current store.
+ * spares_row_images: see deciding_op().
+ */
 void
-cache_note_invalidation(CacheOpKind kind, const char *arg, int len)
+cache_note_invalidation(CacheOpKind kind, const char *arg, int len,
+						bool spares_row_images)
 {
 	const CacheStore *store = cache_current_store();
-	CacheOp    *op = add_op(kind, arg, len);
+	CacheOp    *op;
+
+	/*
+	 * Past MAX_KEY_OPS single keys (a huge UPDATE under a key template), one
+	 * "whole namespace" operation stands for the rest, so that memory stays
+	 * bounded.  It must come after every set it supersedes: add a new one
+	 * whenever something was added since the last.
+	 */
+	if (kind == CACHE_OP_KEY && nkeyops[cache_backend] >= MAX_KEY_OPS)
+	{
+		if (nops > 0 && ops[nops - 1].kind == CACHE_OP_ALL &&
+			ops[nops - 1].store == cache_backend)
+			return;
+		kind = CACHE_OP_ALL;
+		arg = "";
+		len = 0;
+	}
+	if (kind == CACHE_OP_KEY)
+		nkeyops[cache_backend]++;
+	op = add_op(kind, arg, len);
+
+	op->spares_row_images = spares_row_images;
 
 	if (store->generation)
 		op->generation = store->generation();
@@ -384,12 +561,6 @@ take_lease(const char *key, int keylen, uint64 *seq)
 
 /* ---- sets ---- */
 
-static bool
-has_written(void)
-{
-	return TransactionIdIsValid(GetTopTransactionIdIfAny());
-}
-
 /*
  * Store now unless stale: check, store, check again (see the header
  * comment).  "since" is the lease; skip_lo..skip_hi our own commit's slots.
@@ -440,6 +611,8 @@ cache_coherent_set(const char *key, int keylen, const char *val, Size vallen,
 		lease = current_seq();
 	else if (ring_covers(lease, key, keylen, 0, 0))
 		return CACHE_SET_REFUSED;
+	if (snapshot_missed_invalidation(key, keylen))
+		return CACHE_SET_REFUSED;
 
 	if (has_written())
 	{
@@ -469,6 +642,7 @@ fill_slot(RingSlot *slot, uint64 seq, CacheOpKind kind, CacheBackend store,
 	if (kind == CACHE_OP_PATTERN && len > RING_TEXT)
 		kind = CACHE_OP_ALL;
 	slot->seq = seq;
+	slot->xid = GetTopTransactionIdIfAny();
 	slot->dbid = MyDatabaseId;
 	slot->store = store;
 	slot->kind = kind;
@@ -572,6 +746,10 @@ reset_ops(void)
 	/* the memory goes with TopTransactionContext */
 	ops = NULL;
 	nops = maxops = nsets = 0;
+	key_index = NULL;
+	bulk_ops = NULL;
+	nbulk = maxbulk = 0;
+	nkeyops[0] = nkeyops[1] = 0;
 }
 
 /*
@@ -612,8 +790,9 @@ select_sets(bool *apply)
 		if (seen || op->kind == CACHE_OP_KEY)
 			continue;
 		apply[i] = true;
-		for (int j = 0; j < nbulk && !op->row_image; j++)
+		for (int j = 0; j < nbulk; j++)
 			if (ops[bulk[j]].store == op->store &&
+				!(op->row_image && ops[bulk[j]].spares_row_images) &&
 				op_covers(&ops[bulk[j]], op->key, op->keylen))
 				apply[i] = false;
 	}
@@ -631,6 +810,11 @@ at_commit(void)
 	uint64		lo;
 	uint64		hi;
 	MemoryContext oldcxt = CurrentMemoryContext;
+
+	/* an ERROR resets these, but CommitTransaction holds interrupts */
+	uint32		save_interrupt_holdoff = InterruptHoldoffCount;
+	uint32		save_cancel_holdoff = QueryCancelHoldoffCount;
+	uint32		save_crit_section = CritSectionCount;
 
 	in_commit = true;
 	PG_TRY();
@@ -653,6 +837,9 @@ at_commit(void)
 		ErrorData  *edata;
 
 		MemoryContextSwitchTo(oldcxt);
+		InterruptHoldoffCount = save_interrupt_holdoff;
+		QueryCancelHoldoffCount = save_cancel_holdoff;
+		CritSectionCount = save_crit_section;
 		edata = CopyErrorData();
 		FlushErrorState();
 		edata->elevel = WARNING;
@@ -716,7 +903,11 @@ subxact_callback(SubXactEvent event, SubTransactionId mySubid,
 		}
 		ops[kept++] = ops[i];
 	}
-	nops = kept;
+	if (kept != nops)
+	{
+		nops = kept;
+		reindex_ops();
+	}
 }
 
 void

@@ -466,7 +466,7 @@ sql_cache_invalidate(PG_FUNCTION_ARGS)
 				CacheTarget *t = &tt->targets[i];
 
 				if (t->ncols == 0)
-					cache_invalidate_prefix(t->text, t->len);
+					cache_invalidate_prefix_after_write(t->text, t->len);
 			}
 		}
 	}
