@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Randomized coherence check (issue 5): writers update rows of a table that
 # cache_attach() watches while readers go through cache_fetch and through
-# cache_get + cache_set.  A writer records each version once its commit has
+# cache_get + cache_set (also from REPEATABLE READ transactions).  A writer records each version once its commit has
 # returned; each reader first reads the last such version, then the cached
 # one; a cached version older than that is a stale read (the contract's
 # promise starts when the commit returns: between the moment the new row is
@@ -38,7 +38,8 @@ for backend in shmem redis; do
 	out=$("$pgbench" -n -c 6 -j 2 -T "$duration" \
 		-f "$here/stress/writer.sql@2" \
 		-f "$here/stress/fetch_reader.sql@4" \
-		-f "$here/stress/aside_reader.sql@4" 2>&1) || {
+		-f "$here/stress/aside_reader.sql@3" \
+		-f "$here/stress/rr_reader.sql@1" 2>&1) || {
 		echo "$out"
 		echo "FAIL $backend: pgbench failed"
 		status=1
