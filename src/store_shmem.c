@@ -732,6 +732,8 @@ shmem_set(const char *key, int keylen, const char *val, Size vallen, int ttl)
 	 */
 	if (n > shared->nblocks / 2 || !alloc_chain(n, chain))
 	{
+		if (chain != local)
+			pfree(chain);
 		shmem_del(key, keylen);
 		return false;
 	}
