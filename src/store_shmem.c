@@ -14,11 +14,19 @@
  * without fragmentation, and nothing is allocated at run time.
  *
  * Concurrency.  A key's hash picks its partition; each partition has its
- * own LWLock, hash buckets and SIEVE queue.  Readers take the lock shared.
+ * own LWLock, hash buckets and SIEVE queue.  Every change to a partition's
+ * index is made under its lock held exclusively, which also makes the
+ * partition's sequence number odd for the duration (a seqlock).  A get
+ * reads without any lock and keeps what it read only if the sequence number
+ * was even and unchanged from before the first read to after the last:
+ * a hit then writes no shared cache line but one byte of "visited" flags,
+ * kept apart from the blocks so that a stale write can only touch a flag.
+ * After a few such tries a get falls back to the lock, held shared.
  * Block allocation happens before taking a partition lock and data is
  * copied into the new chain while no lock is held; the partition lock is
  * then held only to link the entry in.  Chains that leave the index are
- * returned to the free stack after the partition lock is released.  The
+ * returned to the free stack after the partition lock is released (a
+ * reader that still follows them sees the sequence number moved).  The
  * free stack has its own spinlock, held only for a memcpy; it is the only
  * lock ever taken while a partition lock is held, so there is no ordering
  * problem.  Bulk invalidation walks one partition a few hundred buckets
@@ -53,6 +61,13 @@
 /* buckets handled per lock acquisition by bulk invalidation */
 #define SCAN_CHUNK_BUCKETS	256
 
+/*
+ * Tries of a get without the lock before it takes the lock, and entries a
+ * hash chain may have before such a try gives up (chains hold about two).
+ */
+#define UNLOCKED_TRIES		3
+#define MAX_UNLOCKED_STEPS	1000
+
 typedef uint32 BlockNo;
 
 #define InvalidBlock		((BlockNo) 0xFFFFFFFF)
@@ -74,7 +89,6 @@ typedef struct CacheEntry
 	Oid			dbid;
 	uint32		vallen;
 	uint16		keylen;
-	uint8		visited;
 	TimestampTz expires;		/* 0: never */
 	char		data[FLEXIBLE_ARRAY_MEMBER];	/* key, then value */
 } CacheEntry;
@@ -87,6 +101,7 @@ StaticAssertDecl(offsetof(CacheEntry, data) < CACHE_BLOCK_SIZE, "header fits");
 
 typedef struct CachePartition
 {
+	pg_atomic_uint32 seq;		/* odd while the index is being changed */
 	BlockNo		newest;
 	BlockNo		oldest;
 	BlockNo		hand;			/* SIEVE hand, InvalidBlock = start at oldest */
@@ -127,6 +142,7 @@ static LWLockPadded *locks = NULL;
 static BlockNo *buckets = NULL;
 static BlockNo *free_stack = NULL;
 static uint64 *key_heads = NULL;	/* per block: head_of() its key, or 0 */
+static uint8 *visited = NULL;	/* per block: SIEVE's flag for its entry */
 static CacheBlock *blocks = NULL;
 
 #define ENTRY(b)		((CacheEntry *) &blocks[(b)])
@@ -150,13 +166,14 @@ arena_bytes(void)
 
 /*
  * Blocks and buckets that fit in the arena after the fixed header: each
- * block costs its own size, a free-stack slot and half a bucket.
+ * block costs its own size, a free-stack slot, a key head, a visited flag
+ * and half a bucket.
  */
 static void
 arena_layout(uint32 *nblocks, uint32 *nbuckets)
 {
 	Size		avail = arena_bytes() - MAXALIGN(sizeof(CacheShared)) - 4 * PG_CACHE_LINE_SIZE;
-	Size		block_cost = CACHE_BLOCK_SIZE + sizeof(BlockNo) + sizeof(uint64);
+	Size		block_cost = CACHE_BLOCK_SIZE + sizeof(BlockNo) + sizeof(uint64) + 1;
 	uint32		nb = 1;
 
 	/* one bucket per two blocks, rounded down to a power of 2 per partition */
@@ -200,6 +217,8 @@ cache_shmem_startup(void)
 	p += MAXALIGN((Size) nblocks * sizeof(BlockNo));
 	key_heads = (uint64 *) p;
 	p += (Size) nblocks * sizeof(uint64);
+	visited = (uint8 *) p;
+	p += nblocks;
 	blocks = (CacheBlock *) TYPEALIGN(PG_CACHE_LINE_SIZE, p);
 
 	if (!found)
@@ -219,6 +238,7 @@ cache_shmem_startup(void)
 		}
 		for (int i = 0; i < CACHE_PARTITIONS; i++)
 		{
+			pg_atomic_init_u32(&shared->parts[i].seq, 0);
 			shared->parts[i].newest = InvalidBlock;
 			shared->parts[i].oldest = InvalidBlock;
 			shared->parts[i].hand = InvalidBlock;
@@ -227,6 +247,7 @@ cache_shmem_startup(void)
 		}
 		memset(buckets, 0xFF, (Size) nbuckets * CACHE_PARTITIONS * sizeof(BlockNo));
 		memset(key_heads, 0, (Size) nblocks * sizeof(uint64));
+		memset(visited, 0, nblocks);
 		/* pop from the top; hand out low block numbers first */
 		for (uint32 i = 0; i < nblocks; i++)
 			free_stack[i] = nblocks - 1 - i;
@@ -291,7 +312,8 @@ pop_blocks(uint32 n, BlockNo *out)
 
 /*
  * Return unlinked chains to the free stack.  Called with no partition lock
- * held: the chains are private once they have left the index.
+ * held: once they have left the index no other backend writes the chains
+ * (a get without the lock may still be reading one; it will find out).
  */
 static void
 free_chains(const BlockNo *heads, int nheads)
@@ -320,8 +342,27 @@ free_chains(const BlockNo *heads, int nheads)
 	}
 }
 
-/* Copy len bytes at offset off of an entry's key+value stream. */
-static void
+/*
+ * The block after blk in its chain; false if the link leads out of the
+ * arena, which only a reader without the lock can meet (the chain was freed
+ * and reused under it).  Read once: it may be changing.
+ */
+static inline bool
+next_block(CacheBlock **blk)
+{
+	BlockNo		next = *(volatile BlockNo *) &(*blk)->next;
+
+	if (next >= shared->nblocks)
+		return false;
+	*blk = &blocks[next];
+	return true;
+}
+
+/*
+ * Copy len bytes at offset off of an entry's key+value stream; false if
+ * the chain broke off (see next_block).
+ */
+static bool
 chain_read(CacheEntry *e, Size off, char *dst, Size len)
 {
 	CacheBlock *blk = (CacheBlock *) e;
@@ -331,7 +372,8 @@ chain_read(CacheEntry *e, Size off, char *dst, Size len)
 	while (off >= avail)
 	{
 		off -= avail;
-		blk = &blocks[blk->next];
+		if (!next_block(&blk))
+			return false;
 		src = blk->data;
 		avail = CONT_PAYLOAD;
 	}
@@ -345,8 +387,9 @@ chain_read(CacheEntry *e, Size off, char *dst, Size len)
 		dst += n;
 		len -= n;
 		if (len == 0)
-			break;
-		blk = &blocks[blk->next];
+			return true;
+		if (!next_block(&blk))
+			return false;
 		src = blk->data;
 		avail = CONT_PAYLOAD;
 	}
@@ -403,11 +446,35 @@ key_equals(CacheEntry *e, uint32 hash, const char *key, int keylen)
 		return false;
 	if (keylen <= HEAD_PAYLOAD)
 		return memcmp(e->data, key, keylen) == 0;
-	chain_read(e, 0, buf, keylen);
-	return memcmp(buf, key, keylen) == 0;
+	return chain_read(e, 0, buf, keylen) && memcmp(buf, key, keylen) == 0;
 }
 
 /* ---- index and queue, partition lock held ---- */
+
+/*
+ * Exclusive access to a partition, for any change to its index: the
+ * sequence number is odd meanwhile, which tells readers without the lock
+ * (read_unlocked) that what they read may be torn.
+ */
+static inline void
+part_lock(int part)
+{
+	pg_atomic_uint32 *seq = &shared->parts[part].seq;
+
+	LWLockAcquire(PART_LOCK(part), LW_EXCLUSIVE);
+	pg_atomic_write_u32(seq, pg_atomic_read_u32(seq) + 1);
+	pg_write_barrier();
+}
+
+static inline void
+part_unlock(int part)
+{
+	pg_atomic_uint32 *seq = &shared->parts[part].seq;
+
+	pg_write_barrier();
+	pg_atomic_write_u32(seq, pg_atomic_read_u32(seq) + 1);
+	LWLockRelease(PART_LOCK(part));
+}
 
 static inline uint32
 key_hash(const char *key, int keylen)
@@ -440,6 +507,29 @@ lookup(int part, uint32 hash, const char *key, int keylen)
 	while (b != InvalidBlock && !key_equals(ENTRY(b), hash, key, keylen))
 		b = ENTRY(b)->hnext;
 	return b;
+}
+
+/*
+ * lookup() without the lock: a block number read may be stale, so each one
+ * is checked before use and the walk is bounded (a stale link can make a
+ * cycle).  False if it gave up; the caller's sequence check then tells.
+ */
+static bool
+lookup_unlocked(int part, uint32 hash, const char *key, int keylen,
+				BlockNo *found)
+{
+	BlockNo		b = *(volatile BlockNo *) BUCKET(part, hash);
+
+	for (int steps = 0; b != InvalidBlock; steps++)
+	{
+		if (b >= shared->nblocks || steps > MAX_UNLOCKED_STEPS)
+			return false;
+		if (key_equals(ENTRY(b), hash, key, keylen))
+			break;
+		b = *(volatile BlockNo *) &ENTRY(b)->hnext;
+	}
+	*found = b;
+	return true;
 }
 
 static inline bool
@@ -518,6 +608,7 @@ link_entry(int part, BlockNo b)
 	p->nentries++;
 	p->links++;
 	key_heads[b] = head_of(e->data, e->keylen);
+	visited[b] = 0;
 	account(e, 1);
 }
 
@@ -574,9 +665,9 @@ sieve_evict(int part, uint32 want, BlockNo *victims, uint32 *freed,
 		CacheEntry *e = ENTRY(b);
 		BlockNo		next = (e->newer != InvalidBlock) ? e->newer : p->oldest;
 
-		if (e->visited && !is_expired(e, now))
+		if (visited[b] && !is_expired(e, now))
 		{
-			e->visited = 0;
+			visited[b] = 0;
 			b = next;
 			continue;
 		}
@@ -607,9 +698,9 @@ evict(uint32 want)
 
 		if (shared->parts[part].nentries == 0)
 			continue;
-		LWLockAcquire(PART_LOCK(part), LW_EXCLUSIVE);
+		part_lock(part);
 		n = sieve_evict(part, want, victims, &freed, &nexpired);
-		LWLockRelease(PART_LOCK(part));
+		part_unlock(part);
 		free_chains(victims, n);
 		nevicted += n;
 	}
@@ -644,19 +735,88 @@ reclaim_expired(int part, uint32 hash, const char *key, int keylen)
 	BlockNo		b;
 	bool		removed = false;
 
-	LWLockAcquire(PART_LOCK(part), LW_EXCLUSIVE);
+	part_lock(part);
 	b = lookup(part, hash, key, keylen);
 	if (b != InvalidBlock && is_expired(ENTRY(b), GetCurrentTimestamp()))
 	{
 		unlink_entry(part, b);
 		removed = true;
 	}
-	LWLockRelease(PART_LOCK(part));
+	part_unlock(part);
 	if (removed)
 	{
 		free_chains(&b, 1);
 		cache_stat_add(CACHE_BACKEND_SHMEM, CACHE_STAT_EXPIRATIONS, 1);
 	}
+}
+
+typedef enum ReadResult
+{
+	READ_HIT,
+	READ_MISS,
+	READ_EXPIRED,
+	READ_RACED					/* a writer got in the way: try again */
+} ReadResult;
+
+/*
+ * A get without the lock (a seqlock read).  What it reads counts only if
+ * the partition's sequence number was even before the first read and is
+ * the same after the last.  Until that check any block number or length
+ * read may be stale, so block numbers are checked before use and the
+ * value's length is trusted (to allocate) only once a first check has
+ * vouched for the entry header.
+ */
+static ReadResult
+read_unlocked(int part, uint32 hash, const char *key, int keylen,
+			  text **result)
+{
+	pg_atomic_uint32 *seq = &shared->parts[part].seq;
+	uint32		s = pg_atomic_read_u32(seq);
+	BlockNo		b;
+	CacheEntry *e = NULL;
+	uint32		vallen = 0;
+	TimestampTz expires = 0;
+	BlockNo		next = InvalidBlock;
+	text	   *t;
+	bool		ok;
+
+	if (s & 1)
+		return READ_RACED;
+	pg_read_barrier();
+	if (!lookup_unlocked(part, hash, key, keylen, &b))
+		return READ_RACED;
+	if (b != InvalidBlock)
+	{
+		e = ENTRY(b);
+		vallen = *(volatile uint32 *) &e->vallen;
+		expires = *(volatile TimestampTz *) &e->expires;
+		next = *(volatile BlockNo *) &e->next;
+	}
+	pg_read_barrier();
+	if (pg_atomic_read_u32(seq) != s)
+		return READ_RACED;
+	if (b == InvalidBlock)
+		return READ_MISS;
+	if (expires != 0 && expires <= coarse_now())
+		return READ_EXPIRED;
+
+	/* the value's next block is usually a cache miss: start it now */
+	if (next < shared->nblocks)
+		prefetch(&blocks[next]);
+	t = (text *) palloc(VARHDRSZ + vallen);
+	SET_VARSIZE(t, VARHDRSZ + vallen);
+	ok = (vallen == 0 || chain_read(e, keylen, VARDATA(t), vallen));
+	pg_read_barrier();
+	if (!ok || pg_atomic_read_u32(seq) != s)
+	{
+		pfree(t);
+		return READ_RACED;
+	}
+	/* b may have been reused since: then a wrong flag is set, no harm */
+	if (!visited[b])
+		visited[b] = 1;
+	*result = t;
+	return READ_HIT;
 }
 
 static text *
@@ -672,26 +832,38 @@ shmem_get(const char *key, int keylen)
 	hash = key_hash(key, keylen);
 	part = hash % CACHE_PARTITIONS;
 
+	for (int i = 0; i < UNLOCKED_TRIES; i++)
+	{
+		switch (read_unlocked(part, hash, key, keylen, &result))
+		{
+			case READ_HIT:
+				return result;
+			case READ_MISS:
+				return NULL;
+			case READ_EXPIRED:
+				reclaim_expired(part, hash, key, keylen);
+				return NULL;
+			case READ_RACED:
+				break;
+		}
+	}
+
+	/* writers keep getting in the way: wait for them on the lock */
 	LWLockAcquire(PART_LOCK(part), LW_SHARED);
 	b = lookup(part, hash, key, keylen);
 	if (b != InvalidBlock)
 	{
 		CacheEntry *e = ENTRY(b);
 
-		if (e->expires != 0 && is_expired(e, coarse_now()))
+		if (is_expired(e, coarse_now()))
 			expired = true;
 		else
 		{
-			/* the value's next block is usually a cache miss: start it now */
-			if (e->next != InvalidBlock)
-				prefetch(&blocks[e->next]);
 			result = (text *) palloc(VARHDRSZ + e->vallen);
 			SET_VARSIZE(result, VARHDRSZ + e->vallen);
 			if (e->vallen > 0)
-				chain_read(e, e->keylen, VARDATA(result), e->vallen);
-			/* readers race to set the same byte; that is harmless */
-			if (!e->visited)
-				e->visited = 1;
+				(void) chain_read(e, e->keylen, VARDATA(result), e->vallen);
+			visited[b] = 1;
 		}
 	}
 	LWLockRelease(PART_LOCK(part));
@@ -745,17 +917,16 @@ shmem_set(const char *key, int keylen, const char *val, Size vallen, int ttl)
 	e->dbid = MyDatabaseId;
 	e->keylen = keylen;
 	e->vallen = vallen;
-	e->visited = 0;
 	e->expires = (ttl > 0) ?
 		TimestampTzPlusMilliseconds(GetCurrentTimestamp(), (int64) ttl * 1000) : 0;
 	chain_write(chain, n, key, keylen, val, vallen);
 
-	LWLockAcquire(PART_LOCK(part), LW_EXCLUSIVE);
+	part_lock(part);
 	old = lookup(part, hash, key, keylen);
 	if (old != InvalidBlock)
 		unlink_entry(part, old);
 	link_entry(part, chain[0]);
-	LWLockRelease(PART_LOCK(part));
+	part_unlock(part);
 
 	if (old != InvalidBlock)
 		free_chains(&old, 1);
@@ -776,14 +947,14 @@ shmem_del(const char *key, int keylen)
 	hash = key_hash(key, keylen);
 	part = hash % CACHE_PARTITIONS;
 
-	LWLockAcquire(PART_LOCK(part), LW_EXCLUSIVE);
+	part_lock(part);
 	b = lookup(part, hash, key, keylen);
 	if (b != InvalidBlock)
 	{
 		live = !is_expired(ENTRY(b), GetCurrentTimestamp());
 		unlink_entry(part, b);
 	}
-	LWLockRelease(PART_LOCK(part));
+	part_unlock(part);
 
 	if (b != InvalidBlock)
 	{
@@ -852,14 +1023,14 @@ entry_matches(CacheEntry *e, MatchKind kind, Oid dbid,
 			return false;
 		if (arglen > HEAD_PAYLOAD)
 		{
-			chain_read(e, 0, buf, arglen);
+			(void) chain_read(e, 0, buf, arglen);
 			key = buf;
 		}
 		return memcmp(key, arg, arglen) == 0;
 	}
 	if (e->keylen > HEAD_PAYLOAD)
 	{
-		chain_read(e, 0, buf, e->keylen);
+		(void) chain_read(e, 0, buf, e->keylen);
 		key = buf;
 	}
 	return cache_glob_match(arg, arglen, key, e->keylen);
@@ -893,7 +1064,7 @@ bulk_lock(BulkRemoval *br, int part)
 {
 	br->nvictims = 0;
 	br->now = GetCurrentTimestamp();
-	LWLockAcquire(PART_LOCK(part), LW_EXCLUSIVE);
+	part_lock(part);
 	INSTR_TIME_SET_CURRENT(br->start);
 }
 
@@ -903,7 +1074,7 @@ bulk_unlock(BulkRemoval *br, int part)
 	instr_time	held;
 
 	INSTR_TIME_SET_CURRENT(held);
-	LWLockRelease(PART_LOCK(part));
+	part_unlock(part);
 	INSTR_TIME_SUBTRACT(held, br->start);
 	br->longest_ms = Max(br->longest_ms, INSTR_TIME_GET_MILLISEC(held));
 	free_chains(br->victims, br->nvictims);
