@@ -72,14 +72,20 @@ cache_store_failure(const char *store, const char *what, const char *detail)
 #define DEBUG1_WANTED() \
 	unlikely(log_min_messages <= DEBUG1 || client_min_messages <= DEBUG1)
 
-static void
+static pg_noinline void
+log_key_emit(const char *event, const char *key, int keylen)
+{
+	ereport(DEBUG1,
+			(errmsg_internal("cache_ext: %s key \"%.*s\" (%s)",
+							 event, keylen, key,
+							 cache_current_store()->name)));
+}
+
+static inline void
 log_key(const char *event, const char *key, int keylen)
 {
 	if (DEBUG1_WANTED())
-		ereport(DEBUG1,
-				(errmsg_internal("cache_ext: %s key \"%.*s\" (%s)",
-								 event, keylen, key,
-								 cache_current_store()->name)));
+		log_key_emit(event, key, keylen);
 }
 
 text *
@@ -103,7 +109,8 @@ cache_get(const char *key, int keylen)
 	value = cache_current_store()->get(key, keylen);
 	cache_stat_add(cache_backend, value ? CACHE_STAT_HITS : CACHE_STAT_MISSES, 1);
 	log_key(value ? "hit" : "miss", key, keylen);
-	cache_note_lookup(key, keylen, value != NULL);
+	if (value == NULL)
+		cache_note_miss(key, keylen);
 	return value;
 }
 
@@ -137,7 +144,8 @@ cache_get_many(int nkeys, const char *const *keys, const int *keylens,
 	for (int j = 0; j < nrest; j++)
 	{
 		values[rest_idx[j]] = rest_vals[j];
-		cache_note_lookup(rest_keys[j], rest_lens[j], rest_vals[j] != NULL);
+		if (rest_vals[j] == NULL)
+			cache_note_miss(rest_keys[j], rest_lens[j]);
 	}
 	for (int i = 0; i < nkeys; i++)
 	{

@@ -66,7 +66,7 @@ typedef enum CachePending
 
 extern CachePending cache_pending_lookup(const char *key, int keylen,
 										 text **value, int *ttl);
-extern void cache_note_lookup(const char *key, int keylen, bool hit);
+extern void cache_note_miss(const char *key, int keylen);
 extern void cache_note_invalidation(CacheOpKind kind, const char *arg, int len,
 									bool spares_row_images);
 extern CacheSetResult cache_coherent_set(const char *key, int keylen,

@@ -503,16 +503,16 @@ miss_hash(const char *key, int keylen)
 }
 
 /*
- * Remember a miss.  A hit leaves an earlier miss in place (the contract
- * speaks of sessions that missed), which also keeps hits free of work here.
+ * Remember a miss.  Hits are not reported: a hit leaves an earlier miss in
+ * place (the contract speaks of sessions that missed), and costs nothing.
  */
 void
-cache_note_lookup(const char *key, int keylen, bool hit)
+cache_note_miss(const char *key, int keylen)
 {
 	uint64		h;
 	MissEntry  *e;
 
-	if (ring == NULL || hit)
+	if (ring == NULL)
 		return;
 	if (misses == NULL)
 	{
@@ -532,7 +532,7 @@ cache_note_lookup(const char *key, int keylen, bool hit)
 	{
 		hash_destroy(misses);
 		misses = NULL;
-		cache_note_lookup(key, keylen, false);
+		cache_note_miss(key, keylen);
 		return;
 	}
 	/* the latest miss counts: "a later miss followed by a set stores" */
