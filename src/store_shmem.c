@@ -1136,15 +1136,23 @@ typedef struct Candidate
 	BlockNo		block;
 } Candidate;
 
-static int
-candidate_cmp(const void *a, const void *b)
+/*
+ * Order candidates by partition, so that each partition's lock is taken
+ * once per batch: a counting sort, linear where qsort() took 40% of a
+ * removal.  It is stable, so each partition's candidates stay in the block
+ * order the scan found them in.
+ */
+static void
+group_by_partition(const Candidate *in, int n, Candidate *out)
 {
-	const Candidate *ca = a;
-	const Candidate *cb = b;
+	int			start[CACHE_PARTITIONS + 1] = {0};
 
-	if (ca->part != cb->part)
-		return (ca->part < cb->part) ? -1 : 1;
-	return (ca->block < cb->block) ? -1 : (ca->block > cb->block);
+	for (int i = 0; i < n; i++)
+		start[in[i].part + 1]++;
+	for (int p = 0; p < CACHE_PARTITIONS; p++)
+		start[p + 1] += start[p];
+	for (int i = 0; i < n; i++)
+		out[start[in[i].part]++] = in[i];
 }
 
 /* Is b, read without a lock as a candidate, a linked entry of part? */
@@ -1172,6 +1180,7 @@ walk_heads(BulkRemoval *br, const char *lit, int litlen)
 	uint64		want = head_of(lit, n);
 	uint64		mask = 0;
 	int			maxc = 4 * MAX_BULK_VICTIMS;
+	Candidate  *found = palloc(maxc * sizeof(Candidate));
 	Candidate  *cand = palloc(maxc * sizeof(Candidate));
 
 	uint32		end = pg_atomic_read_u32(&shared->high_water);
@@ -1187,11 +1196,11 @@ walk_heads(BulkRemoval *br, const char *lit, int litlen)
 
 			if (h != 0 && (h & mask) == want)
 			{
-				cand[ncand].part = ENTRY(first)->hash % CACHE_PARTITIONS;
-				cand[ncand++].block = first;
+				found[ncand].part = ENTRY(first)->hash % CACHE_PARTITIONS;
+				found[ncand++].block = first;
 			}
 		}
-		qsort(cand, ncand, sizeof(Candidate), candidate_cmp);
+		group_by_partition(found, ncand, cand);
 		for (int i = 0; i < ncand;)
 		{
 			int			part = cand[i].part;
@@ -1204,6 +1213,7 @@ walk_heads(BulkRemoval *br, const char *lit, int litlen)
 			bulk_unlock(br, part);
 		}
 	}
+	pfree(found);
 	pfree(cand);
 }
 
