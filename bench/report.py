@@ -81,6 +81,7 @@ LABELS = collections.OrderedDict([
     ("select1", "floor: `SELECT 1`"),
     ("pk", "no cache: primary-key lookup in `users`"),
     ("list_nocache", "no cache: \"list users\" (json_agg of 1000 of 100k, ~110 kB)"),
+    ("floor_list", "floor for the page: the same 110 kB as a constant"),
     ("u_get", "UNLOGGED table: get (hit)"),
     ("u_set", "UNLOGGED table: set (upsert)"),
     ("u_mix", "UNLOGGED table: 90% get / 10% set"),
@@ -152,6 +153,13 @@ for c in clients:
     a, f, b = med("pgbench", "ce_list", c), med("pgbench", "ce_fetch", c), med("pgbench", "u_list", c)
     parts.append("%d client%s: `cache_get` %s, `cache_fetch` %s" % (c, "s" if c > 1 else "", ratio(a, b), ratio(f, b)))
     ok = ok and a is not None and b is not None and a >= 2 * b
+fl = med("pgbench", "floor_list", 1)
+if fl is not None and med("pgbench", "u_list", 1):
+    parts.append("shipping the same 110 kB as a constant runs at only %s the UNLOGGED table's rate at 1 client" % ratio(fl, med("pgbench", "u_list", 1)))
+pf, pc, pu = (med("inquery", n) for n in ("page_floor", "ce_page", "u_page"))
+if None not in (pf, pc, pu):
+    parts.append("in the server, net of copying it: cache_ext %.1f µs vs UNLOGGED %.1f µs per page (%s)" % (
+        (pc - pf) / 1000, (pu - pf) / 1000, ratio(pu - pf, pc - pf, 1)))
 target("110 kB page from cache_ext ≥ 2× the UNLOGGED table's rate", "; ".join(parts), ok)
 
 if redis_ok:
@@ -169,6 +177,15 @@ else:
     target("Redis store `cache_get` ≥ pgmemcache; ≤ 1.5× redis-benchmark per request", "Redis store not built yet", None)
 
 case = "10k/100k"
+
+
+def stall_ms(v, nt):
+    """bench_reader lists only gets of 50 us or more: none means under that"""
+    if v is not None and v == 0 and "50 µs or more overlapping: 0" in nt:
+        return "< 0.05"
+    return fmt(v, 2)
+
+
 cs, ud, rs, cr = (med("invalidate", n, case) for n in ("ce_shmem", "unlogged", "redis_script", "ce_redis"))
 st_s, st_r = med("invalidate_stall", "ce_shmem", case), med("invalidate_stall", "ce_redis", case)
 if cs is not None and ud is not None:
@@ -176,15 +193,20 @@ if cs is not None and ud is not None:
            "%.1f ms vs %.1f ms (%s)" % (cs, ud, ratio(cs, ud)), cs <= ud)
     nt = note("invalidate_stall", "ce_shmem", case)
     target("… with no concurrent reader stalled over 1 ms (shmem)",
-           "longest reader request during it: %.2f ms (%s); longest lock hold %s ms, again without the reader: %s" % (
-               st_s, nt.split(";")[0], fmt(med("invalidate_lock", "ce_shmem", case), 3),
+           "longest reader get during it: %s ms (%s); longest lock hold %s ms, again without the reader: %s" % (
+               stall_ms(st_s, nt), nt.split(";")[0], fmt(med("invalidate_lock", "ce_shmem", case), 3),
                note("invalidate_lock_again", "ce_shmem", case).split(": ", 1)[-1]),
            st_s is not None and st_s <= 1.0)
 if redis_ok and cr is not None and rs is not None:
     target("invalidate 10k of 100k: Redis store no slower than the SCAN+UNLINK script",
            "%.1f ms vs %.1f ms (%s)" % (cr, rs, ratio(cr, rs)), cr <= rs)
+    rc = med("invalidate_redis_cmd", "ce_redis", case)
     target("… with no concurrent reader stalled over 1 ms (Redis store)",
-           "longest reader request during it: %.2f ms" % st_r, st_r is not None and st_r <= 1.0)
+           "longest reader get during it: %s ms (%s); longest single Redis command (SLOWLOG), what any Redis client may have waited on: %s ms (%s)" % (
+               stall_ms(st_r, note("invalidate_stall", "ce_redis", case)),
+               note("invalidate_stall", "ce_redis", case).split(";")[0], fmt(rc, 3),
+               note("invalidate_redis_cmd", "ce_redis", case)),
+           st_r is not None and st_r <= 1.0)
 elif not redis_ok:
     target("invalidate 10k of 100k on the Redis store", "Redis store not built yet", None)
 
@@ -276,6 +298,23 @@ if em is not None:
                                           "–" if n == "empty" else ratio(net, bi - em, 1),
                                           "–" if n in ("empty",) else ratio(ug - em, net, 1)))
     w("")
+    pf, pc, pu = (med("inquery", n) for n in ("page_floor", "ce_page", "u_page"))
+    if None not in (pf, pc, pu):
+        w("The 110 kB \"list users\" page, one per row: `sum(octet_length(x || ''))`, where the floor's x is")
+        w("a value already in memory (so the floor is the cost of copying 110 kB), then x fetched per row;")
+        w("net = µs/row minus the floor's.")
+        w("")
+        w("| variant | rows | µs/row | net µs/page | UNLOGGED's net ÷ this |")
+        w("|---|---:|---:|---:|---:|")
+        for n, lab, v in (("page_floor", "floor: a copy of the page already in memory", pf),
+                          ("ce_page", "cache_ext shmem `cache_get`", pc),
+                          ("u_page", "UNLOGGED table (TOASTed, pglz), scalar subquery", pu)):
+            nt = note("inquery", n)
+            nrows = nt.split()[0].split("=")[1] if nt.startswith("rows=") else ""
+            w("| %s | %s | %s | %s | %s |" % (lab, fmt(num(nrows)), fmt(v / 1000, 1),
+                                            "–" if n == "page_floor" else fmt((v - pf) / 1000, 1),
+                                            "–" if n == "page_floor" else ratio(pu - pf, v - pf, 1)))
+        w("")
 
 # ---- memory ----
 mem = [r for r in rows if r[0] == "memory"]
@@ -298,12 +337,15 @@ if inv:
     w("## Prefix invalidation (keys `p:<i>` among `q:<i>`, 20-byte values)")
     w("")
     w("Time of the call as the client sees it (psql `\\timing`, commit included; Redis: the client's")
-    w("round trip). \"Reader\": one pgbench client (Redis: one raw client) doing back-to-back gets of `q:` keys")
-    w("during the removal; its longest request that overlapped the removal, and its longest at other")
-    w("times in the same run (the machine's own noise). Lock hold: the shmem store's DEBUG2 line")
-    w("\"longest partition lock hold during bulk removal\".")
+    w("round trip). \"Reader\": back-to-back gets of `q:` keys during the removal, from a loop inside the")
+    w("server (`bench_reader()` in bench/sql/setup.sql: `cache_get`, or a primary-key lookup in the")
+    w("UNLOGGED table), or for the Redis-only rows from one raw Redis client; its longest get that")
+    w("overlapped the removal, and its longest at other times in the same run (the machine's own noise).")
+    w("Lock hold: the shmem store's DEBUG2 line \"longest partition lock hold during bulk removal\".")
+    w("Redis command: the longest single command in Redis's SLOWLOG during the removal (Redis serves no")
+    w("other client meanwhile, so no reader can wait on Redis itself for longer).")
     w("")
-    w("| removed / cached | system | time (ms) | ÷ UNLOGGED | ÷ Redis script | reader's longest during (ms) | reader's longest otherwise (ms) | longest lock hold (ms) |")
+    w("| removed / cached | system | time (ms) | ÷ UNLOGGED | ÷ Redis script | reader's longest during (ms) | reader's longest otherwise (ms) | longest lock hold / Redis command (ms) |")
     w("|---|---|---:|---:|---:|---:|---:|---:|")
     cases = []
     for r in inv:
@@ -327,10 +369,16 @@ if inv:
             hold = med("invalidate_lock", n, cs_) if n == "ce_shmem" else None
             again = note("invalidate_lock_again", n, cs_) if n == "ce_shmem" else ""
             again = again.split(": ", 1)[1] if ": " in again else ""
+            rcmd = med("invalidate_redis_cmd", n, cs_)
+            if hold is not None:
+                last = "lock %s; again without the reader: %s" % (fmt(hold, 3), again)
+            elif rcmd is not None:
+                last = "Redis %s (%s)" % (fmt(rcmd, 3), note("invalidate_redis_cmd", n, cs_).split(";")[0])
+            else:
+                last = "–" if n != "ce_shmem" else "?"
             w("| %s | %s | %s | %s | %s | %s (%s over 1 ms) | %s (%.2f%% over 1 ms) | %s |" % (
-                cs_, lab, fmt(v, 1), ratio(v, u), ratio(v, rsc), fmt(stall, 2), slow, other,
-                100 * (num(share) or 0),
-                ("%s; again without the reader: %s" % (fmt(hold, 3), again)) if hold is not None else ("–" if n != "ce_shmem" else "?")))
+                cs_, lab, fmt(v, 1), ratio(v, u), ratio(v, rsc), stall_ms(stall, nt), slow, other,
+                100 * (num(share) or 0), last))
     hold_notes = [note("invalidate_lock", "ce_shmem", c) for c in cases]
     w("")
     w("Entries cached in the shmem store at each case: " + "; ".join(

@@ -15,8 +15,8 @@
 # Environment (optional):
 #   BENCH_QUICK=1        ~2-minute smoke run (1 s runs, one repetition,
 #                        fewer rows); writes bench/out/quick-YYYY-MM-DD.md
-#   BENCH_SECS=5         seconds per pgbench run
-#   BENCH_REPS=2         repetitions of every pgbench run
+#   BENCH_SECS=4         seconds per pgbench run
+#   BENCH_REPS=3         repetitions of every pgbench run (the median is reported)
 #   BENCH_CLIENTS="1 2"  client counts
 #   BENCH_SECTIONS="pgbench inquery memory invalidate zipf"
 #   BENCH_SKIP_BUILD=1   use the cache_ext already installed
@@ -38,8 +38,8 @@ if [ "$QUICK" = 1 ]; then
 	INV_CASES="10000:100000 10000:1000000"
 	ZIPF_LEN=300000
 else
-	SECS=${BENCH_SECS:-5}
-	REPS=${BENCH_REPS:-2}
+	SECS=${BENCH_SECS:-4}
+	REPS=${BENCH_REPS:-3}
 	INQ_REPS=5
 	INQ_SCALE=1
 	INV_CASES="10000:100000 10000:1000000 100000:1000000"
@@ -107,7 +107,6 @@ PGCONF_LINES="shared_preload_libraries = 'cache_ext,pgmemcache'; pgmemcache.defa
 
 ce_copy_to_tmp bench/sql
 BENCH_OUT=$CE_TMP/src/bench
-ce_as_pg mkdir -p "$CE_TMP/plog"
 TOOLS="python3 $CE_ROOT/bench/tools.py"
 
 ce_psql -d postgres -c "CREATE DATABASE bench"
@@ -160,6 +159,7 @@ WORKLOADS=(
 	"select1|shmem|select1.sql"
 	"pk|shmem|pk.sql"
 	"list_nocache|shmem|list_nocache.sql"
+	"floor_list|shmem|floor_list.sql"
 	"u_get|shmem|u_get.sql"
 	"u_set|shmem|u_set.sql"
 	"u_mix|shmem|u_get.sql@9 u_set.sql@1"
@@ -226,6 +226,11 @@ if has_section inquery; then
 		"ce_get|$M|SELECT count(cache_get('k:' || (i % 10000))) FROM generate_series(1, $M) i"
 		"u_get|$((M / 10))|SELECT count((SELECT value FROM ucache WHERE key = 'k:' || (i % 10000) AND expires_at > now())) FROM generate_series(1, $((M / 10))) i"
 		"mc_get|$((M / 100))|SELECT count(memcache_get('k:' || (i % 10000))) FROM generate_series(1, $((M / 100))) i"
+		# the 110 kB page: a copy of an in-memory value per row (the floor),
+		# then fetched from cache_ext and from the UNLOGGED table per row
+		"page_floor|$((M / 500))|WITH p AS MATERIALIZED (SELECT cache_get('page/users/1') AS v) SELECT sum(octet_length(v || '')) FROM generate_series(1, $((M / 500))) i, p"
+		"ce_page|$((M / 500))|SELECT sum(octet_length(cache_get('page/users/' || (1 + i % 1)) || '')) FROM generate_series(1, $((M / 500))) i"
+		"u_page|$((M / 500))|SELECT sum(octet_length((SELECT value FROM ucache WHERE key = 'page/users/' || (1 + i % 1) AND expires_at > now()) || '')) FROM generate_series(1, $((M / 500))) i"
 	)
 	[ "$REDIS_STORE" = 1 ] &&
 		INQ+=("cer_get|$((M / 100))|SELECT count(cache_get('k:' || (i % 10000))) FROM generate_series(1, $((M / 100))) i")
@@ -295,11 +300,15 @@ fi
 READER_SECS=5
 INV_VAL="'vvvvvvvvvvvvvvvvvvvv'"
 
-# reader_start NAME STORE SCRIPT: pgbench reader in the background
+# reader_start NAME STORE FROM_TABLE NKEYS: the in-server reader
+# (bench_reader() in sql/setup.sql) in the background, its slow gets to
+# $BENCH_RAW/logs/reader-NAME.  Inside the server, because a client-side
+# reader on this 2-core machine mostly measures its own scheduling (the
+# last client-side run saw 4-6 ms stalls with no invalidation going on).
 reader_start() {
-	ce_as_pg env PGOPTIONS="$(bench_pgoptions "$2")" "$CE_PGBIN/pgbench" -h 127.0.0.1 -p "$CE_PGPORT" -U postgres \
-		-n -M prepared -T "$READER_SECS" -c 1 -j 1 --log --log-prefix="$CE_TMP/plog/$1" \
-		-f "$BENCH_OUT/sql/$3" bench >"$BENCH_RAW/logs/reader-$1.log" 2>&1 &
+	ce_as_pg env PGOPTIONS="$(bench_pgoptions "$2")" "$CE_PGBIN/psql" -X -h "$CE_PGHOST" -p "$CE_PGPORT" -U postgres -d bench \
+		-Atc "COPY (SELECT * FROM bench_reader($3, $READER_SECS, $4)) TO STDOUT" \
+		>"$BENCH_RAW/logs/reader-$1" 2>&1 &
 	READER_PID=$!
 	sleep 1.5
 }
@@ -311,9 +320,20 @@ inv_record() {
 	local inside outside n slow share
 	read -r inside outside n slow share <<<"$($TOOLS stall "$t0" "$t1" "$@")"
 	bench_record invalidate "$sys" "$case" 1 "$ms" ms
-	bench_record invalidate_stall "$sys" "$case" 1 "$inside" ms "reader requests overlapping: $n, over 1 ms: $slow; share over 1 ms at other times: $share; longest outside the invalidation: $outside ms"
+	local what="reader requests overlapping"
+	[ "${sys#redis_}" != "$sys" ] || what="reader gets of 50 µs or more overlapping"
+	bench_record invalidate_stall "$sys" "$case" 1 "$inside" ms "$what: $n, over 1 ms: $slow; share over 1 ms at other times: $share; longest outside the invalidation: $outside ms"
 	printf '  %-22s %-14s %10s ms   reader: longest %s ms during (%s requests, %s over 1 ms), %s ms outside\n' \
 		"$sys" "$case" "$ms" "$inside" "$n" "$slow" "$outside"
+}
+
+# slowest_command SYSTEM CASE: Redis's longest single command since the
+# last "redis-slowlog reset" (what blocked every other Redis client longest)
+slowest_command() {
+	local ms cmd count
+	read -r ms cmd count <<<"$($TOOLS redis-slowlog "$RP" longest)"
+	bench_record invalidate_redis_cmd "$1" "$2" 1 "$ms" ms "$cmd; commands of 100 µs or more: $count"
+	echo "    longest Redis command: $ms ms ($cmd; $count of 100 µs or more)"
 }
 
 # psql_timed LOGNAME PGOPTIONS SQL: run SQL with \timing and DEBUG2, print ms
@@ -330,7 +350,7 @@ if has_section invalidate; then
 	bench_cmd invalidate "DELETE FROM inv WHERE key LIKE 'p:%'   -- inv: UNLOGGED (key text COLLATE \"C\" PRIMARY KEY, value text, expires_at timestamptz)"
 	bench_cmd invalidate "EVAL <SCAN 0 MATCH p:* COUNT 1000 + UNLINK, until cursor 0> 0 'p:*'   (bench/tools.py redis-unlink-script)"
 	bench_cmd invalidate "SCAN MATCH p:* COUNT 1000 + UNLINK per batch, from the client (bench/tools.py redis-unlink-client)"
-	bench_cmd invalidate "reader: pgbench -n -M prepared -T $READER_SECS -c 1 --log -f bench/sql/reader_ce.sql (or reader_u.sql; Redis: bench/tools.py redis-probe)"
+	bench_cmd invalidate "reader: SELECT * FROM bench_reader(false, $READER_SECS, <keys>)   -- true: from the UNLOGGED table; Redis itself: bench/tools.py redis-probe"
 	for cs in $INV_CASES; do
 		n=${cs%%:*}
 		total=${cs##*:}
@@ -349,12 +369,12 @@ if has_section invalidate; then
 			-c "SELECT count(cache_set('q:' || i, $INV_VAL, 0)) FROM generate_series(1, $rest) i" \
 			-c "SELECT count(cache_set('p:' || i, $INV_VAL, 0)) FROM generate_series(1, $n) i" >/dev/null
 		entries=$(bench_sql -c "SELECT entries FROM cache_stats()")
-		reader_start "shmem-$fl" shmem reader_ce.sql
+		reader_start "shmem-$fl" shmem false "$rest"
 		t0=$(now_us)
 		ms=$(psql_timed "inv-shmem-$fl" "" "SELECT cache_invalidate_prefix('p:')")
 		t1=$(now_us)
 		wait "$READER_PID" || true
-		inv_record ce_shmem "$label" "$ms" "$t0" "$t1" "$CE_TMP/plog/shmem-$fl".*
+		inv_record ce_shmem "$label" "$ms" "$t0" "$t1" "$BENCH_RAW/logs/reader-shmem-$fl"
 		hold=$(sed -n 's/.*longest partition lock hold during bulk removal: \([0-9.]*\) ms.*/\1/p' \
 			"$BENCH_RAW/logs/inv-shmem-$fl.log" | sort -g | tail -n 1)
 		bench_record invalidate_lock ce_shmem "$label" 1 "${hold:-}" ms "entries cached: $entries"
@@ -378,12 +398,12 @@ if has_section invalidate; then
 			-c "INSERT INTO inv SELECT 'q:' || i, $INV_VAL, now() + interval '1 hour' FROM generate_series(1, $rest) i" \
 			-c "INSERT INTO inv SELECT 'p:' || i, $INV_VAL, now() + interval '1 hour' FROM generate_series(1, $n) i" \
 			-c "VACUUM ANALYZE inv" >/dev/null
-		reader_start "unlogged-$fl" shmem reader_u.sql
+		reader_start "unlogged-$fl" shmem true "$rest"
 		t0=$(now_us)
 		ms=$(psql_timed "inv-unlogged-$fl" "" "DELETE FROM inv WHERE key LIKE 'p:%'")
 		t1=$(now_us)
 		wait "$READER_PID" || true
-		inv_record unlogged "$label" "$ms" "$t0" "$t1" "$CE_TMP/plog/unlogged-$fl".*
+		inv_record unlogged "$label" "$ms" "$t0" "$t1" "$BENCH_RAW/logs/reader-unlogged-$fl"
 		bench_sql -c "DROP TABLE inv" >/dev/null
 
 		# Redis: server-side script, then client-side loop
@@ -394,9 +414,11 @@ if has_section invalidate; then
 			$TOOLS redis-probe "$RP" "$READER_SECS" "$BENCH_RAW/logs/probe-$how-$fl" &
 			READER_PID=$!
 			sleep 1.5
+			$TOOLS redis-slowlog "$RP" reset
 			t0=$(now_us)
 			read -r ms removed <<<"$($TOOLS "redis-unlink-$how" "$RP" p:)"
 			t1=$(now_us)
+			slowest_command "redis_$how" "$label"
 			wait "$READER_PID" || true
 			[ "$removed" = "$n" ] || ce_warn "redis $how removed $removed of $n"
 			inv_record "redis_$how" "$label" "$ms" "$t0" "$t1" "$BENCH_RAW/logs/probe-$how-$fl"
@@ -407,12 +429,14 @@ if has_section invalidate; then
 			"$CE_REDIS_CLI" -p "$RP" flushall >/dev/null
 			$TOOLS redis-load "$RP" q: 1 "$rest" 20 0
 			$TOOLS redis-load "$RP" p: 1 "$n" 20 0
-			reader_start "redis-$fl" redis reader_ce.sql
+			reader_start "redis-$fl" redis false "$rest"
+			$TOOLS redis-slowlog "$RP" reset
 			t0=$(now_us)
 			ms=$(psql_timed "inv-redis-$fl" "-c cache_ext.backend=redis" "SELECT cache_invalidate_prefix('p:')")
 			t1=$(now_us)
+			slowest_command ce_redis "$label"
 			wait "$READER_PID" || true
-			inv_record ce_redis "$label" "$ms" "$t0" "$t1" "$CE_TMP/plog/redis-$fl".*
+			inv_record ce_redis "$label" "$ms" "$t0" "$t1" "$BENCH_RAW/logs/reader-redis-$fl"
 			left=$("$CE_REDIS_CLI" -p "$RP" --scan --pattern 'p:*' | wc -l)
 			[ "$left" = 0 ] || ce_warn "cache_ext redis store left $left p: keys"
 		fi

@@ -18,8 +18,10 @@
       of pgbench's random_zipfian(1, N, S)), one per line
   tools.py lru FILE CAPACITY         exact LRU over the keys of FILE;
       prints "hits total hits_second_half total_second_half"
+  tools.py redis-slowlog PORT reset|longest   Redis's own record of its
+      longest single command since the reset (ms, command, count logged)
   tools.py stall T0_US T1_US FILE... per-request latencies from pgbench
-      --log files (or redis-probe output): the longest request that
+      --log files (or redis-probe, bench_reader output): the longest request that
       overlaps [T0, T1] and the longest outside it (ms), the number of
       requests overlapping it and how many of them took over 1 ms, and the
       share of requests over 1 ms at other times
@@ -152,6 +154,25 @@ def redis_mem(port):
             print(line.split(":", 1)[1].strip())
 
 
+def redis_slowlog(port, what):
+    """reset: log every command of 100 us or more from now on; longest:
+    print the longest logged command's milliseconds, name and how many
+    were logged (Redis serves nothing else while a command runs, so this
+    is the longest any reader could have waited on Redis itself)."""
+    r = Resp(port)
+    if what == "reset":
+        r.call("CONFIG", "SET", "slowlog-log-slower-than", 100)
+        r.call("CONFIG", "SET", "slowlog-max-len", 100000)
+        r.call("SLOWLOG", "RESET")
+        return
+    entries = r.call("SLOWLOG", "GET", -1)
+    if not entries:
+        print("0.000 none 0")
+        return
+    top = max(entries, key=lambda e: e[2])
+    print("%.3f %s %d" % (top[2] / 1000.0, top[3][0].decode(), len(entries)))
+
+
 def redis_probe(port, seconds, out):
     r = Resp(port)
     end = time.time() + float(seconds)
@@ -218,10 +239,15 @@ def stall(t0, t1, *files):
     t0, t1 = int(t0), int(t1)
     inside, outside, n = 0, 0, 0
     slow_in, n_out, slow_out = 0, 0, 0
+    total = None
     for path in files:
         for line in open(path):
             p = line.split()
-            if len(p) == 2:             # redis-probe: end_us latency_us
+            if len(p) == 2 and int(p[0]) == 0:
+                # bench_reader() lists only its slow gets, then "0 <gets made>"
+                total = int(p[1])
+                continue
+            if len(p) == 2:             # redis-probe, bench_reader: end_us latency_us
                 end, lat = int(p[0]), int(p[1])
             elif len(p) >= 6:           # pgbench --log
                 lat = int(p[2])
@@ -237,8 +263,11 @@ def stall(t0, t1, *files):
                 outside = max(outside, lat)
                 n_out += 1
                 slow_out += lat > 1000
-    # longest inside, longest outside, requests inside, of them over 1 ms,
-    # share of requests over 1 ms outside (the machine's own noise)
+    if total is not None:
+        n_out = total - n
+    # longest inside, longest outside, requests inside (bench_reader: those
+    # of 50 us or more), of them over 1 ms, share of requests over 1 ms
+    # outside (the machine's own noise)
     print("%.3f %.3f %d %d %.5f" % (inside / 1000.0, outside / 1000.0, n, slow_in,
                                     slow_out / n_out if n_out else 0.0))
 
@@ -249,6 +278,7 @@ CMDS = {
     "redis-unlink-client": redis_unlink_client,
     "redis-mem": redis_mem,
     "redis-probe": redis_probe,
+    "redis-slowlog": redis_slowlog,
     "mc-stats": mc_stats,
     "zipf-gen": zipf_gen,
     "lru": lru,

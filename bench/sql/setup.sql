@@ -60,4 +60,48 @@ BEGIN
 END
 $$;
 
+-- the floor for the 110 kB page: the same text as a constant, so that a
+-- prepared SELECT of it costs only what shipping 110 kB to the client costs
+DO $$ BEGIN
+    EXECUTE format('CREATE OR REPLACE FUNCTION bench_page() RETURNS text IMMUTABLE LANGUAGE sql AS %L',
+                   'SELECT ' || quote_literal(bench_list_users()));
+END $$;
+
+-- the reader of the invalidation section, inside the server so that what
+-- it sees is the store's doing, not the client's scheduling: back-to-back
+-- gets of "q:" keys (from the store, or from the UNLOGGED table "inv") for
+-- secs seconds.  One row (end time, latency; microseconds) per get that
+-- took 50 us or more (a get takes about 1 us: keeping them all would be
+-- millions of rows), then (0, number of gets).
+CREATE OR REPLACE FUNCTION bench_reader(from_table boolean, secs float8, nkeys int)
+RETURNS TABLE (end_us bigint, lat_us bigint) LANGUAGE plpgsql AS $$
+DECLARE
+    stop timestamptz := clock_timestamp() + secs * interval '1 second';
+    t0   timestamptz;
+    t1   timestamptz;
+    i    bigint := 0;
+    v    text;
+BEGIN
+    LOOP
+        i := i + 1;
+        t0 := clock_timestamp();
+        IF from_table THEN
+            SELECT value INTO v FROM inv WHERE key = 'q:' || (i % nkeys + 1);
+        ELSE
+            v := cache_get('q:' || (i % nkeys + 1));
+        END IF;
+        t1 := clock_timestamp();
+        IF t1 - t0 >= interval '50 microseconds' THEN
+            end_us := (extract(epoch FROM t1) * 1000000)::bigint;
+            lat_us := (extract(epoch FROM t1 - t0) * 1000000)::bigint;
+            RETURN NEXT;
+        END IF;
+        EXIT WHEN t1 >= stop;
+    END LOOP;
+    end_us := 0;
+    lat_us := i;
+    RETURN NEXT;
+END
+$$;
+
 VACUUM ANALYZE;

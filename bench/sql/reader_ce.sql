@@ -1,2 +1,0 @@
-\set id random(1, 80000)
-SELECT cache_get('q:' || :id);
