@@ -62,10 +62,13 @@
 #define SCAN_CHUNK_BUCKETS	256
 
 /*
- * Tries of a get without the lock before it takes the lock, and entries a
- * hash chain may have before such a try gives up (chains hold about two).
+ * Tries of a get without the lock before it takes the lock, pauses it may
+ * spin between tries while a writer is inside the partition (about 0.1 to
+ * 0.5 ms in all), and entries a hash chain may have before a try gives up
+ * (chains hold about two).
  */
 #define UNLOCKED_TRIES		3
+#define MAX_WRITER_SPINS	5000
 #define MAX_UNLOCKED_STEPS	1000
 
 typedef uint32 BlockNo;
@@ -819,6 +822,21 @@ read_unlocked(int part, uint32 hash, const char *key, int keylen,
 	return READ_HIT;
 }
 
+/*
+ * Spin, a bounded while, until no writer is inside the partition.  A writer
+ * stays there a microsecond (a set) to a tenth of a millisecond (a batch of
+ * a bulk removal); sleeping on the lock instead costs a wake-up, which on a
+ * busy virtual machine was measured to take over a millisecond.
+ */
+static void
+wait_for_writer(int part)
+{
+	pg_atomic_uint32 *seq = &shared->parts[part].seq;
+
+	for (int i = 0; i < MAX_WRITER_SPINS && (pg_atomic_read_u32(seq) & 1); i++)
+		pg_spin_delay();
+}
+
 static text *
 shmem_get(const char *key, int keylen)
 {
@@ -844,6 +862,7 @@ shmem_get(const char *key, int keylen)
 				reclaim_expired(part, hash, key, keylen);
 				return NULL;
 			case READ_RACED:
+				wait_for_writer(part);
 				break;
 		}
 	}
