@@ -73,7 +73,6 @@ pg_restart_shmem() {
 }
 
 meta() { printf '%s\t%s\n' "$1" "$2" >>"$BENCH_META"; }
-now_us() { date +%s%6N; }
 has_section() { [[ " $SECTIONS " == *" $1 "* ]]; }
 
 busy=$(pgrep -c -f pg_regress || true)
@@ -336,11 +335,26 @@ slowest_command() {
 	echo "    longest Redis command: $ms ms ($cmd; $count of 100 µs or more)"
 }
 
-# psql_timed LOGNAME PGOPTIONS SQL: run SQL with \timing and DEBUG2, print ms
+# psql_timed LOGNAME PGOPTIONS SQL: run SQL with \timing and DEBUG2, print
+# ms.  The server's clock just before and just after (commit included) go
+# to the log for psql_window: the reader's stalls are looked for there, not
+# in psql's start-up and connection, which would count a fork's noise.
 psql_timed() {
-	ce_as_pg env PGOPTIONS="$2" "$CE_PGBIN/psql" -X -h "$CE_PGHOST" -p "$CE_PGPORT" -U postgres -d bench \
-		-c "SET client_min_messages = debug2" -c '\timing on' -c "$3" >"$BENCH_RAW/logs/$1.log" 2>&1
+	ce_as_pg env PGOPTIONS="$2" "$CE_PGBIN/psql" -X -At -h "$CE_PGHOST" -p "$CE_PGPORT" -U postgres -d bench \
+		>"$BENCH_RAW/logs/$1.log" 2>&1 <<-EOF
+		SET client_min_messages = debug2;
+		SELECT 'window_start', (extract(epoch FROM clock_timestamp()) * 1000000)::bigint;
+		\\timing on
+		$3;
+		\\timing off
+		SELECT 'window_end', (extract(epoch FROM clock_timestamp()) * 1000000)::bigint;
+	EOF
 	sed -n 's/^Time: \([0-9.]*\) ms.*/\1/p' "$BENCH_RAW/logs/$1.log" | tail -n 1
+}
+
+# psql_window LOGNAME: "start end" (microseconds) of the statement psql_timed ran
+psql_window() {
+	echo "$(sed -n 's/^window_start|//p' "$BENCH_RAW/logs/$1.log") $(sed -n 's/^window_end|//p' "$BENCH_RAW/logs/$1.log")"
 }
 
 if has_section invalidate; then
@@ -370,9 +384,8 @@ if has_section invalidate; then
 			-c "SELECT count(cache_set('p:' || i, $INV_VAL, 0)) FROM generate_series(1, $n) i" >/dev/null
 		entries=$(bench_sql -c "SELECT entries FROM cache_stats()")
 		reader_start "shmem-$fl" shmem false "$rest"
-		t0=$(now_us)
 		ms=$(psql_timed "inv-shmem-$fl" "" "SELECT cache_invalidate_prefix('p:')")
-		t1=$(now_us)
+		read -r t0 t1 <<<"$(psql_window "inv-shmem-$fl")"
 		wait "$READER_PID" || true
 		inv_record ce_shmem "$label" "$ms" "$t0" "$t1" "$BENCH_RAW/logs/reader-shmem-$fl"
 		hold=$(sed -n 's/.*longest partition lock hold during bulk removal: \([0-9.]*\) ms.*/\1/p' \
@@ -399,9 +412,8 @@ if has_section invalidate; then
 			-c "INSERT INTO inv SELECT 'p:' || i, $INV_VAL, now() + interval '1 hour' FROM generate_series(1, $n) i" \
 			-c "VACUUM ANALYZE inv" >/dev/null
 		reader_start "unlogged-$fl" shmem true "$rest"
-		t0=$(now_us)
 		ms=$(psql_timed "inv-unlogged-$fl" "" "DELETE FROM inv WHERE key LIKE 'p:%'")
-		t1=$(now_us)
+		read -r t0 t1 <<<"$(psql_window "inv-unlogged-$fl")"
 		wait "$READER_PID" || true
 		inv_record unlogged "$label" "$ms" "$t0" "$t1" "$BENCH_RAW/logs/reader-unlogged-$fl"
 		bench_sql -c "DROP TABLE inv" >/dev/null
@@ -415,9 +427,7 @@ if has_section invalidate; then
 			READER_PID=$!
 			sleep 1.5
 			$TOOLS redis-slowlog "$RP" reset
-			t0=$(now_us)
-			read -r ms removed <<<"$($TOOLS "redis-unlink-$how" "$RP" p:)"
-			t1=$(now_us)
+			read -r ms removed t0 t1 <<<"$($TOOLS "redis-unlink-$how" "$RP" p:)"
 			slowest_command "redis_$how" "$label"
 			wait "$READER_PID" || true
 			[ "$removed" = "$n" ] || ce_warn "redis $how removed $removed of $n"
@@ -431,9 +441,8 @@ if has_section invalidate; then
 			$TOOLS redis-load "$RP" p: 1 "$n" 20 0
 			reader_start "redis-$fl" redis false "$rest"
 			$TOOLS redis-slowlog "$RP" reset
-			t0=$(now_us)
 			ms=$(psql_timed "inv-redis-$fl" "-c cache_ext.backend=redis" "SELECT cache_invalidate_prefix('p:')")
-			t1=$(now_us)
+			read -r t0 t1 <<<"$(psql_window "inv-redis-$fl")"
 			slowest_command ce_redis "$label"
 			wait "$READER_PID" || true
 			inv_record ce_redis "$label" "$ms" "$t0" "$t1" "$BENCH_RAW/logs/reader-redis-$fl"

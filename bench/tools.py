@@ -5,7 +5,7 @@
       SET PREFIX<i> for i in FIRST..LAST, pipelined (TTL 0: none)
   tools.py redis-unlink-script PORT PREFIX
       SCAN MATCH PREFIX* + UNLINK in one server-side Lua script (EVAL);
-      prints "<ms> <removed>"
+      prints "<ms> <removed> <start_us> <end_us>"
   tools.py redis-unlink-client PORT PREFIX
       the same from the client: SCAN COUNT 1000, UNLINK each batch
   tools.py redis-mem PORT            INFO memory used_memory, in bytes
@@ -126,15 +126,17 @@ def glob_escape(prefix):
 
 def redis_unlink_script(port, prefix):
     r = Resp(port)
+    w0 = time.time()
     t0 = time.perf_counter()
     n = r.call("EVAL", UNLINK_LUA, 0, glob_escape(prefix))
     ms = (time.perf_counter() - t0) * 1000
-    print("%.3f %d" % (ms, n))
+    print("%.3f %d %d %d" % (ms, n, w0 * 1e6, time.time() * 1e6))
 
 
 def redis_unlink_client(port, prefix):
     r = Resp(port)
     pat = glob_escape(prefix)
+    w0 = time.time()
     t0 = time.perf_counter()
     cursor, n = b"0", 0
     while True:
@@ -144,7 +146,7 @@ def redis_unlink_client(port, prefix):
         if cursor == b"0":
             break
     ms = (time.perf_counter() - t0) * 1000
-    print("%.3f %d" % (ms, n))
+    print("%.3f %d %d %d" % (ms, n, w0 * 1e6, time.time() * 1e6))
 
 
 def redis_mem(port):
