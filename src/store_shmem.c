@@ -21,7 +21,8 @@
  * was even and unchanged from before the first read to after the last:
  * a hit then writes no shared cache line but one byte of "visited" flags,
  * kept apart from the blocks so that a stale write can only touch a flag.
- * After a few such tries a get falls back to the lock, held shared.
+ * A spoiled try spins until the writer is out; after a few, a get falls
+ * back to the lock, held shared.
  * Block allocation happens before taking a partition lock and data is
  * copied into the new chain while no lock is held; the partition lock is
  * then held only to link the entry in.  Chains that leave the index are
