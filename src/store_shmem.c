@@ -718,7 +718,12 @@ alloc_chain(uint32 n, BlockNo *chain)
 	/* evict a little ahead so that every set does not have to */
 	uint32		slack = Min(32, shared->nblocks / 64);
 
-	for (int round = 0; round < 8; round++)
+	/*
+	 * Concurrent setters may take the blocks just freed: try again, a bounded
+	 * number of times (a full store must not make a set fail, short of a
+	 * value that no amount of eviction makes room for).
+	 */
+	for (int round = 0; round < 32; round++)
 	{
 		if (pop_blocks(n, chain))
 			return true;
