@@ -466,7 +466,13 @@ part_lock(int part)
 	pg_atomic_uint32 *seq = &shared->parts[part].seq;
 
 	LWLockAcquire(PART_LOCK(part), LW_EXCLUSIVE);
-	pg_atomic_write_u32(seq, pg_atomic_read_u32(seq) + 1);
+
+	/*
+	 * Odd, whatever it was: should an ERROR ever escape a section before
+	 * part_unlock(), the number stays odd (readers then use the lock) and
+	 * the next writer does not turn the parity around.
+	 */
+	pg_atomic_write_u32(seq, (pg_atomic_read_u32(seq) + 1) | 1);
 	pg_write_barrier();
 }
 
@@ -475,6 +481,7 @@ part_unlock(int part)
 {
 	pg_atomic_uint32 *seq = &shared->parts[part].seq;
 
+	Assert(pg_atomic_read_u32(seq) & 1);
 	pg_write_barrier();
 	pg_atomic_write_u32(seq, pg_atomic_read_u32(seq) + 1);
 	LWLockRelease(PART_LOCK(part));
@@ -888,7 +895,8 @@ shmem_get(const char *key, int keylen)
 			SET_VARSIZE(result, VARHDRSZ + e->vallen);
 			if (e->vallen > 0)
 				(void) chain_read(e, e->keylen, VARDATA(result), e->vallen);
-			visited[b] = 1;
+			if (!visited[b])
+				visited[b] = 1;
 		}
 	}
 	LWLockRelease(PART_LOCK(part));
