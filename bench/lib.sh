@@ -83,7 +83,7 @@ bench_pgoptions() {
 }
 
 # bench_pgbench NAME STORE CLIENTS REP SECONDS FILE[@W]... : run pgbench,
-# record tps (section "pgbench") and print it.  STORE is shmem or redis
+# record tps (section $BENCH_SECTION, "pgbench" unless set) and print it.  STORE is shmem or redis
 # (which cache_ext store the session uses; irrelevant for the others).
 bench_pgbench() {
 	local name=$1 store=$2 clients=$3 rep=$4 secs=$5
@@ -93,14 +93,14 @@ bench_pgbench() {
 	for f in "$@"; do
 		args+=(-f "$BENCH_OUT/sql/$f")
 	done
-	log=$BENCH_RAW/logs/pgbench-$name-c$clients-r$rep.log
+	log=$BENCH_RAW/logs/${BENCH_SECTION:-pgbench}-$name-c$clients-r$rep.log
 	[ "$rep" = 1 ] && [ "$clients" = 1 ] &&
 		bench_cmd "pgbench $name" "PGOPTIONS='$(bench_pgoptions "$store")' pgbench -h 127.0.0.1 -p \$PGPORT -U postgres ${args[*]//$BENCH_OUT\//bench/} bench"
 	if ! ce_as_pg env PGOPTIONS="$(bench_pgoptions "$store")" "$CE_PGBIN/pgbench" \
 		-h 127.0.0.1 -p "$CE_PGPORT" -U postgres "${args[@]}" bench >"$log" 2>&1; then
 		ce_warn "pgbench $name -c $clients failed:"
 		tail -n 5 "$log" >&2 || true
-		bench_record pgbench "$name" "$clients" "$rep" "" tps "failed"
+		bench_record "${BENCH_SECTION:-pgbench}" "$name" "$clients" "$rep" "" tps "failed"
 		return 0
 	fi
 	tps=$(sed -n 's/^tps = \([0-9.]*\) (without initial connection time)/\1/p' "$log")
@@ -110,6 +110,6 @@ bench_pgbench() {
 		ce_warn "pgbench $name -c $clients reported errors"
 		grep -i error "$log" | head -n 3 >&2
 	fi
-	bench_record pgbench "$name" "$clients" "$rep" "$tps" tps "lat_ms=$lat"
+	bench_record "${BENCH_SECTION:-pgbench}" "$name" "$clients" "$rep" "$tps" tps "lat_ms=$lat"
 	printf '  %-22s c=%s rep=%s  %10s tps\n' "$name" "$clients" "$rep" "$tps"
 }

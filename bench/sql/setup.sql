@@ -36,11 +36,8 @@ INSERT INTO ucache SELECT 'k:' || i, bench_v(), now() + interval '1 hour'
 FROM generate_series(0, 9999) i;
 INSERT INTO ucache VALUES ('page/users/1', bench_list_users(), now() + interval '1 hour');
 
--- cache_ext, shared-memory store
-SELECT cache_flush();
-SELECT count(cache_set('k:' || i, bench_v(), 3600)) FROM generate_series(0, 9999) i;
-SELECT cache_set('page/users/1', bench_list_users(), 3600);
-SELECT length(cache_fetch('fetch/users/1', 'SELECT id, name, email, created_at FROM users ORDER BY created_at DESC, id LIMIT 1000', 3600)::text);
+-- cache_ext, shared-memory store (also after each restart: it starts empty)
+\ir fill_shmem.sql
 
 -- pgmemcache / memcached
 SELECT memcache_flush_all();
