@@ -47,7 +47,8 @@ else
 	ZIPF_LEN=1000000
 fi
 CLIENTS=${BENCH_CLIENTS:-1 2}
-SECTIONS=${BENCH_SECTIONS:-pgbench malloc inquery memory invalidate zipf}
+ALL_SECTIONS="pgbench malloc inquery memory invalidate zipf"
+SECTIONS=${BENCH_SECTIONS:-$ALL_SECTIONS}
 ZIPF_N=${BENCH_ZIPF_N:-300000}
 ZIPF_S=${BENCH_ZIPF_S:-1.1}
 DATE=$(date +%F)
@@ -151,6 +152,8 @@ meta "memcached" "$(/usr/bin/memcached -V 2>/dev/null || /usr/bin/memcached -h |
 meta "pgbench" "-M prepared -T $SECS, clients: $CLIENTS, $REPS run(s) each, interleaved"
 meta "postgresql.conf" "$PGCONF_LINES"
 meta "quick" "$QUICK"
+meta "sections" "$SECTIONS"
+meta "all sections" "$ALL_SECTIONS"
 
 # ---------------------------------------------------------------------------
 # 3a. pgbench workloads: name|store|script[@weight] ...
