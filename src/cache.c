@@ -9,11 +9,19 @@
  */
 #include "postgres.h"
 
+#include <stdlib.h>
+
 #include "cache.h"
+#include "port/pg_bitutils.h"
 #include "utils/timestamp.h"
 
 /* at most one WARNING about a failing store per this many ms per session */
 #define FAILURE_WARNING_INTERVAL_MS 10000
+
+/* values from this size up make the backend keep heap for them */
+#define LARGE_VALUE_BYTES	(32 * 1024)
+/* glibc then keeps up to twice this much freed memory in the backend */
+#define HEAP_KEEP_MAX		(4 * 1024 * 1024)
 
 const CacheStore *
 cache_current_store(void)
@@ -88,6 +96,40 @@ log_key(const char *event, const char *key, int keylen)
 		log_key_emit(event, key, keylen);
 }
 
+/*
+ * Returning a value of 100 kB allocates and frees it, and printtup's copy,
+ * at the top of glibc's heap.  With glibc's initial thresholds that memory
+ * goes back to the kernel when freed and is faulted in again by the next
+ * statement, which costs more than the whole hit (the 110 kB page in
+ * make bench: page faults led the profile).  glibc raises its thresholds on
+ * its own once a process frees a mapped block, to that block's size for
+ * what it maps and twice that for what it keeps (mallopt(3), "dynamic mmap
+ * threshold"), as it does anyway in any backend that ever freed a large
+ * sort or hash table: free one such block, four times the value's size (at
+ * most HEAP_KEEP_MAX), once per size.  Under GLIBC_TUNABLES or mallopt()
+ * settings, or with another allocator, this changes nothing.
+ */
+static pg_noinline void
+keep_heap_for(Size size)
+{
+	static Size kept = 0;
+	Size		want = 4 * pg_nextpower2_size_t(size);
+	void	   *volatile block;	/* else the compiler drops the pair */
+
+	if (want <= kept || kept >= HEAP_KEEP_MAX)
+		return;
+	kept = Min(want, HEAP_KEEP_MAX);
+	block = malloc(kept);
+	free(block);
+}
+
+static inline void
+note_value_size(const text *value)
+{
+	if (value != NULL && VARSIZE(value) >= LARGE_VALUE_BYTES)
+		keep_heap_for(VARSIZE(value));
+}
+
 text *
 cache_get(const char *key, int keylen)
 {
@@ -107,6 +149,7 @@ cache_get(const char *key, int keylen)
 			break;
 	}
 	value = cache_current_store()->get(key, keylen);
+	note_value_size(value);
 	cache_stat_add(cache_backend, value ? CACHE_STAT_HITS : CACHE_STAT_MISSES, 1);
 	log_key(value ? "hit" : "miss", key, keylen);
 	if (value == NULL)
@@ -144,6 +187,7 @@ cache_get_many(int nkeys, const char *const *keys, const int *keylens,
 	for (int j = 0; j < nrest; j++)
 	{
 		values[rest_idx[j]] = rest_vals[j];
+		note_value_size(rest_vals[j]);
 		if (rest_vals[j] == NULL)
 			cache_note_miss(rest_keys[j], rest_lens[j]);
 	}
