@@ -20,8 +20,15 @@
 
 /* values from this size up make the backend keep heap for them */
 #define LARGE_VALUE_BYTES	(32 * 1024)
-/* glibc then keeps up to twice this much freed memory in the backend */
+/*
+ * glibc then keeps up to twice this much freed memory in the backend; it
+ * ignores freed mappings over DEFAULT_MMAP_THRESHOLD_MAX (512 kB on 32-bit)
+ */
+#if SIZEOF_SIZE_T == 4
+#define HEAP_KEEP_MAX		(256 * 1024)
+#else
 #define HEAP_KEEP_MAX		(4 * 1024 * 1024)
+#endif
 
 const CacheStore *
 cache_current_store(void)
@@ -97,17 +104,21 @@ log_key(const char *event, const char *key, int keylen)
 }
 
 /*
- * Returning a value of 100 kB allocates and frees it, and printtup's copy,
- * at the top of glibc's heap.  With glibc's initial thresholds that memory
- * goes back to the kernel when freed and is faulted in again by the next
- * statement, which costs more than the whole hit (the 110 kB page in
- * make bench: page faults led the profile).  glibc raises its thresholds on
- * its own once a process frees a mapped block, to that block's size for
- * what it maps and twice that for what it keeps (mallopt(3), "dynamic mmap
- * threshold"), as it does anyway in any backend that ever freed a large
- * sort or hash table: free one such block, four times the value's size (at
- * most HEAP_KEEP_MAX), once per size.  Under GLIBC_TUNABLES or mallopt()
- * settings, or with another allocator, this changes nothing.
+ * Returning a value of 100 kB allocates and frees it, and printtup's copy
+ * and send buffer, at the top of glibc's heap.  With glibc's initial
+ * thresholds (128 kB) that memory goes back to the kernel when freed and is
+ * faulted in again by the next statement, which costs more than the whole
+ * hit (the 110 kB page in make bench: page faults led the profile, and the
+ * rate doubled without them).  glibc raises its thresholds on its own once
+ * a process frees a mapped block: to that block's size for what it maps,
+ * twice that for what it keeps (mallopt(3), "dynamic mmap threshold"), as
+ * it does in any backend that ever freed a large sort or hash table.  So
+ * free one such block: four times the value's size rounded up to a power
+ * of two, which leaves room for the value and its copies of one statement
+ * under the new trim threshold.  This is for the life of the process, best
+ * effort (a heap with a free chunk that large serves the block without a
+ * mapping, and nothing changes), and does nothing when GLIBC_TUNABLES or
+ * mallopt() have fixed the thresholds, or under another allocator.
  */
 static pg_noinline void
 keep_heap_for(Size size)
@@ -128,6 +139,19 @@ note_value_size(const text *value)
 {
 	if (value != NULL && VARSIZE(value) >= LARGE_VALUE_BYTES)
 		keep_heap_for(VARSIZE(value));
+}
+
+/* one statement returns them all: they share the heap it keeps */
+static void
+note_total_size(int n, text **values)
+{
+	Size		total = 0;
+
+	for (int i = 0; i < n; i++)
+		if (values[i] != NULL)
+			total += VARSIZE(values[i]);
+	if (total >= LARGE_VALUE_BYTES)
+		keep_heap_for(total);
 }
 
 text *
@@ -187,7 +211,6 @@ cache_get_many(int nkeys, const char *const *keys, const int *keylens,
 	for (int j = 0; j < nrest; j++)
 	{
 		values[rest_idx[j]] = rest_vals[j];
-		note_value_size(rest_vals[j]);
 		if (rest_vals[j] == NULL)
 			cache_note_miss(rest_keys[j], rest_lens[j]);
 	}
@@ -196,6 +219,7 @@ cache_get_many(int nkeys, const char *const *keys, const int *keylens,
 		hits += (values[i] != NULL);
 		log_key(values[i] ? "hit" : "miss", keys[i], keylens[i]);
 	}
+	note_total_size(nkeys, values);
 	cache_stat_add(cache_backend, CACHE_STAT_HITS, hits);
 	cache_stat_add(cache_backend, CACHE_STAT_MISSES, nkeys - hits);
 	pfree(rest_keys);
