@@ -73,8 +73,8 @@ def ratio(a, b, digits=2):
     return "{:.{}f}×".format(a / b, digits)
 
 
-clients = sorted({int(r[2]) for r in rows if r[0] == "pgbench"}) or [1, 2]
-reps = max([int(r[3]) for r in rows if r[0] == "pgbench"] or [0])
+clients = sorted({int(r[2]) for r in rows if r[0] in ("pgbench", "malloc")}) or [1, 2]
+reps = max([int(r[3]) for r in rows if r[0] in ("pgbench", "malloc")] or [0])
 redis_ok = meta.get("redis store", "").startswith("works")
 
 LABELS = collections.OrderedDict([
@@ -115,7 +115,7 @@ w("Everything below comes from one run of `make bench` (bench/run.sh) on one mac
 w("side by side on the same data. Absolute rates on this machine swing up to 2× between runs:")
 w("read the **ratios**, which come from runs interleaved in the same minutes.")
 w("")
-if meta.get("sections") and meta["sections"] != meta.get("all sections"):
+if meta.get("sections") and set(meta["sections"].split()) != set(meta.get("all sections", "").split()):
     w("**Only these sections ran: %s.** Targets measured elsewhere read \"pending\"." % meta["sections"])
     w("")
 
@@ -124,7 +124,10 @@ targets = []
 
 
 def holds(ok, a, b, cond):
-    """ok and cond, or None (not measured) once a figure is missing."""
+    """ok and cond; None (not measured) once a figure is missing, unless
+    another client count has already missed."""
+    if ok is False:
+        return False
     if ok is None or a is None or b is None:
         return None
     return ok and cond(a, b)
