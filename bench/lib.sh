@@ -83,8 +83,9 @@ bench_pgoptions() {
 }
 
 # bench_pgbench NAME STORE CLIENTS REP SECONDS FILE[@W]... : run pgbench,
-# record tps (section $BENCH_SECTION, "pgbench" unless set) and print it.  STORE is shmem or redis
-# (which cache_ext store the session uses; irrelevant for the others).
+# record tps (section $BENCH_SECTION, "pgbench" unless set) and print it.
+# STORE is shmem or redis (which cache_ext store the session uses;
+# irrelevant for the others).
 bench_pgbench() {
 	local name=$1 store=$2 clients=$3 rep=$4 secs=$5
 	shift 5
