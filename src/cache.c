@@ -1,9 +1,11 @@
 /*-------------------------------------------------------------------------
  *
  * cache.c
- *		The front layer between the SQL functions and the stores: picks the
- *		store, counts, logs hits and misses at DEBUG1, and applies the
- *		error policy for store failures.
+ *		The front layer between the SQL functions (and triggers) and the
+ *		stores: counts, logs hits and misses at DEBUG1, applies the error
+ *		policy for store failures, and goes through the coherence rules
+ *		(coherence.c).  The store is always an argument: the SQL functions
+ *		pass the session's, triggers every store a write invalidates.
  *
  *-------------------------------------------------------------------------
  */
@@ -12,6 +14,7 @@
 #include <stdlib.h>
 
 #include "cache.h"
+#include "invalq.h"
 #include "port/pg_bitutils.h"
 #include "utils/timestamp.h"
 
@@ -37,13 +40,35 @@ cache_current_store(void)
 		&cache_redis_store : &cache_shmem_store;
 }
 
+const CacheStore *
+cache_store_by_id(CacheBackend id)
+{
+	return (id == CACHE_BACKEND_REDIS) ? &cache_redis_store : &cache_shmem_store;
+}
+
+int
+cache_written_stores(const CacheStore **stores)
+{
+	int			n = 0;
+
+	if (cache_preloaded)
+		stores[n++] = &cache_shmem_store;
+	if (cache_redis_configured())
+		stores[n++] = &cache_redis_store;
+	return n;
+}
+
+uint64		cache_store_failures = 0;
+
 void
-cache_store_failure(const char *store, const char *what, const char *detail)
+cache_store_failure(CacheBackend id, const char *what, const char *detail)
 {
 	static TimestampTz last_warning = 0;
+	const char *store = cache_store_by_id(id)->name;
 	TimestampTz now;
 
-	cache_stat_add(cache_backend, CACHE_STAT_ERRORS, 1);
+	cache_store_failures++;
+	cache_stat_add(id, CACHE_STAT_ERRORS, 1);
 	switch (cache_on_error)
 	{
 		case CACHE_ON_ERROR_ERROR:
@@ -88,19 +113,20 @@ cache_store_failure(const char *store, const char *what, const char *detail)
 	unlikely(log_min_messages <= DEBUG1 || client_min_messages <= DEBUG1)
 
 static pg_noinline void
-log_key_emit(const char *event, const char *key, int keylen)
+log_key_emit(const CacheStore *store, const char *event, const char *key,
+			 int keylen)
 {
 	ereport(DEBUG1,
 			(errmsg_internal("cache_ext: %s key \"%.*s\" (%s)",
-							 event, keylen, key,
-							 cache_current_store()->name)));
+							 event, keylen, key, store->name)));
 }
 
 static inline void
-log_key(const char *event, const char *key, int keylen)
+log_key(const CacheStore *store, const char *event, const char *key,
+		int keylen)
 {
 	if (DEBUG1_WANTED())
-		log_key_emit(event, key, keylen);
+		log_key_emit(store, event, key, keylen);
 }
 
 /*
@@ -154,40 +180,56 @@ note_total_size(int n, text **values)
 		keep_heap_for(total);
 }
 
+
+/*
+ * A key that a queued Redis invalidation covers reads as a miss until the
+ * worker has delivered it (coherence.c, I3).
+ */
+static inline bool
+queued_miss(const CacheStore *store, const char *key, int keylen)
+{
+	return store->id == CACHE_BACKEND_REDIS && cache_queue_nonempty() &&
+		cache_queue_covers(key, keylen);
+}
+
 text *
-cache_get(const char *key, int keylen)
+cache_get(const CacheStore *store, const char *key, int keylen)
 {
 	text	   *value = NULL;
 
-	switch (cache_pending_lookup(key, keylen, &value, NULL))
+	switch (cache_pending_lookup(store, key, keylen, &value, NULL))
 	{
 		case CACHE_PENDING_VALUE:
-			log_key("hit (pending in this transaction)", key, keylen);
-			cache_stat_add(cache_backend, CACHE_STAT_HITS, 1);
+			log_key(store, "hit (pending in this transaction)", key, keylen);
+			cache_stat_add(store->id, CACHE_STAT_HITS, 1);
 			return value;
 		case CACHE_PENDING_GONE:
-			log_key("miss (invalidated by this transaction)", key, keylen);
-			cache_stat_add(cache_backend, CACHE_STAT_MISSES, 1);
+			log_key(store, "miss (invalidated by this transaction)", key, keylen);
+			cache_stat_add(store->id, CACHE_STAT_MISSES, 1);
 			return NULL;
 		case CACHE_PENDING_NONE:
 			break;
 	}
-	value = cache_current_store()->get(key, keylen);
+	if (queued_miss(store, key, keylen))
+		log_key(store, "miss (invalidation queued)", key, keylen);
+	else
+		value = store->get(key, keylen);
 	note_value_size(value);
-	cache_stat_add(cache_backend, value ? CACHE_STAT_HITS : CACHE_STAT_MISSES, 1);
-	log_key(value ? "hit" : "miss", key, keylen);
+	cache_stat_add(store->id, value ? CACHE_STAT_HITS : CACHE_STAT_MISSES, 1);
+	log_key(store, value ? "hit" : "miss", key, keylen);
 	if (value == NULL)
-		cache_note_miss(key, keylen);
+		cache_note_miss(store, key, keylen);
 	return value;
 }
 
 /*
- * Keys this transaction's own operations decide are answered from them; the
- * rest go to the store in one call.
+ * Keys this transaction's own operations decide are answered from them,
+ * and keys a queued invalidation covers miss; the rest go to the store in
+ * one call.
  */
 void
-cache_get_many(int nkeys, const char *const *keys, const int *keylens,
-			   text **values)
+cache_get_many(const CacheStore *store, int nkeys, const char *const *keys,
+			   const int *keylens, text **values)
 {
 	const char **rest_keys = palloc(nkeys * sizeof(char *));
 	int		   *rest_lens = palloc(nkeys * sizeof(int));
@@ -199,29 +241,34 @@ cache_get_many(int nkeys, const char *const *keys, const int *keylens,
 	for (int i = 0; i < nkeys; i++)
 	{
 		values[i] = NULL;
-		if (cache_pending_lookup(keys[i], keylens[i], &values[i], NULL) !=
+		if (cache_pending_lookup(store, keys[i], keylens[i], &values[i], NULL) !=
 			CACHE_PENDING_NONE)
 			continue;
+		if (queued_miss(store, keys[i], keylens[i]))
+		{
+			cache_note_miss(store, keys[i], keylens[i]);
+			continue;
+		}
 		rest_keys[nrest] = keys[i];
 		rest_lens[nrest] = keylens[i];
 		rest_idx[nrest++] = i;
 	}
 	if (nrest > 0)
-		cache_current_store()->get_many(nrest, rest_keys, rest_lens, rest_vals);
+		store->get_many(nrest, rest_keys, rest_lens, rest_vals);
 	for (int j = 0; j < nrest; j++)
 	{
 		values[rest_idx[j]] = rest_vals[j];
 		if (rest_vals[j] == NULL)
-			cache_note_miss(rest_keys[j], rest_lens[j]);
+			cache_note_miss(store, rest_keys[j], rest_lens[j]);
 	}
 	for (int i = 0; i < nkeys; i++)
 	{
 		hits += (values[i] != NULL);
-		log_key(values[i] ? "hit" : "miss", keys[i], keylens[i]);
+		log_key(store, values[i] ? "hit" : "miss", keys[i], keylens[i]);
 	}
 	note_total_size(nkeys, values);
-	cache_stat_add(cache_backend, CACHE_STAT_HITS, hits);
-	cache_stat_add(cache_backend, CACHE_STAT_MISSES, nkeys - hits);
+	cache_stat_add(store->id, CACHE_STAT_HITS, hits);
+	cache_stat_add(store->id, CACHE_STAT_MISSES, nkeys - hits);
 	pfree(rest_keys);
 	pfree(rest_lens);
 	pfree(rest_idx);
@@ -229,87 +276,95 @@ cache_get_many(int nkeys, const char *const *keys, const int *keylens,
 }
 
 bool
-cache_store_set(const char *key, int keylen, const char *val, Size vallen,
-				int ttl)
+cache_store_set(const CacheStore *store, const char *key, int keylen,
+				const char *val, Size vallen, int ttl)
 {
-	bool		stored = cache_current_store()->set(key, keylen, val, vallen, ttl);
+	bool		stored = store->set(key, keylen, val, vallen, ttl);
 
 	if (stored)
-		cache_stat_add(cache_backend, CACHE_STAT_SETS, 1);
-	log_key(stored ? "set" : "not stored", key, keylen);
+		cache_stat_add(store->id, CACHE_STAT_SETS, 1);
+	log_key(store, stored ? "set" : "not stored", key, keylen);
 	return stored;
 }
 
+/*
+ * A set through the coherence rules.  A value that is not kept (too large,
+ * or past the transaction's bound on pending sets) leaves no older value
+ * behind: the caller meant to replace it, so the old one is stale.  nslen:
+ * the key's namespace (see cache_written_key).
+ */
 static bool
-set_common(const char *key, int keylen, const char *val, Size vallen, int ttl,
-		   bool row_image)
+set_common(const CacheStore *store, const char *key, int keylen, int nslen,
+		   const char *val, Size vallen, int ttl, bool row_image)
 {
 	if (vallen > (Size) cache_max_value_size)
 	{
-		log_key("not stored (value larger than cache_ext.max_value_size)",
+		log_key(store, "not stored (value larger than cache_ext.max_value_size)",
 				key, keylen);
-		/* the caller meant to replace the value: the old one is stale */
-		cache_delete(key, keylen);
+		cache_coherent_invalidate(store, CACHE_OP_KEY, key, keylen, nslen, 0);
 		return false;
 	}
-	switch (cache_coherent_set(key, keylen, val, vallen, ttl, row_image))
+	switch (cache_coherent_set(store, key, keylen, val, vallen, ttl, row_image))
 	{
 		case CACHE_SET_STORED:
 			return true;
 		case CACHE_SET_PENDING:
-			log_key("set pending until commit", key, keylen);
+			log_key(store, "set pending until commit", key, keylen);
 			return true;
 		case CACHE_SET_REFUSED:
-			log_key("refused possibly stale set", key, keylen);
+			log_key(store, "refused possibly stale set", key, keylen);
+			return false;
+		case CACHE_SET_TOO_MANY:
+			log_key(store, "not stored (too many pending sets in this transaction)",
+					key, keylen);
+			/* a write's: merged once widened to its namespace */
+			cache_coherent_invalidate(store, CACHE_OP_KEY, key, keylen, nslen,
+									  row_image ? CACHE_INV_BY_WRITE : 0);
 			return false;
 	}
 	return false;
 }
 
 bool
-cache_set(const char *key, int keylen, const char *val, Size vallen, int ttl)
+cache_set(const CacheStore *store, const char *key, int keylen,
+		  const char *val, Size vallen, int ttl)
 {
-	return set_common(key, keylen, val, vallen, ttl, false);
+	return set_common(store, key, keylen, keylen, val, vallen, ttl, false);
 }
 
-bool
-cache_set_row(const char *key, int keylen, const char *val, Size vallen,
-			  int ttl)
-{
-	return set_common(key, keylen, val, vallen, ttl, true);
-}
-
-bool
-cache_delete(const char *key, int keylen)
+/* delete a key; true if a live key (or a pending value) was removed */
+static bool
+delete_key(const CacheStore *store, const char *key, int keylen, int nslen,
+		   int flags)
 {
 	/* a value pending in this transaction is live for it */
-	bool		pending = (cache_pending_lookup(key, keylen, NULL, NULL) ==
+	bool		pending = (cache_pending_lookup(store, key, keylen, NULL, NULL) ==
 						   CACHE_PENDING_VALUE);
 	bool		removed;
 
-	cache_note_invalidation(CACHE_OP_KEY, key, keylen, false);
-	removed = cache_current_store()->del(key, keylen) || pending;
+	removed = cache_coherent_invalidate(store, CACHE_OP_KEY, key, keylen,
+										nslen, flags) > 0 || pending;
 	if (removed)
-		cache_stat_add(cache_backend, CACHE_STAT_DELETES, 1);
-	log_key(removed ? "deleted" : "delete found no", key, keylen);
+		cache_stat_add(store->id, CACHE_STAT_DELETES, 1);
+	log_key(store, removed ? "deleted" : "delete found no", key, keylen);
 	return removed;
+}
+
+bool
+cache_delete(const CacheStore *store, const char *key, int keylen)
+{
+	return delete_key(store, key, keylen, keylen, 0);
 }
 
 /* Bulk invalidation: applied now, remembered for the commit-time repeat. */
 static int64
-invalidate(CacheOpKind kind, const char *arg, int len, bool spares_row_images)
+invalidate(const CacheStore *store, CacheOpKind kind, const char *arg,
+		   int len, int flags)
 {
-	const CacheStore *store = cache_current_store();
 	int64		n;
 
-	cache_note_invalidation(kind, arg, len, spares_row_images);
-	if (kind == CACHE_OP_PREFIX)
-		n = store->invalidate_prefix(arg, len);
-	else if (kind == CACHE_OP_PATTERN)
-		n = store->invalidate_pattern(arg, len);
-	else
-		n = store->flush();
-	cache_stat_add(cache_backend, CACHE_STAT_INVALIDATIONS, n);
+	n = cache_coherent_invalidate(store, kind, arg, len, len, flags);
+	cache_stat_add(store->id, CACHE_STAT_INVALIDATIONS, n);
 	if (DEBUG1_WANTED())
 		ereport(DEBUG1,
 				(errmsg_internal("cache_ext: %s \"%.*s\" removed " INT64_FORMAT " keys (%s)",
@@ -320,35 +375,29 @@ invalidate(CacheOpKind kind, const char *arg, int len, bool spares_row_images)
 }
 
 int64
-cache_invalidate_prefix(const char *prefix, int len)
+cache_invalidate_prefix(const CacheStore *store, const char *prefix, int len)
 {
-	return invalidate(CACHE_OP_PREFIX, prefix, len, false);
+	return invalidate(store, CACHE_OP_PREFIX, prefix, len, 0);
 }
 
 int64
-cache_invalidate_prefix_after_write(const char *prefix, int len)
+cache_invalidate_pattern(const CacheStore *store, const char *pattern, int len)
 {
-	return invalidate(CACHE_OP_PREFIX, prefix, len, true);
+	return invalidate(store, CACHE_OP_PATTERN, pattern, len, 0);
 }
 
 int64
-cache_invalidate_pattern(const char *pattern, int len)
+cache_flush(const CacheStore *store)
 {
-	return invalidate(CACHE_OP_PATTERN, pattern, len, false);
-}
-
-int64
-cache_flush(void)
-{
-	return invalidate(CACHE_OP_ALL, "", 0, false);
+	return invalidate(store, CACHE_OP_ALL, "", 0, 0);
 }
 
 int32
-cache_ttl(const char *key, int keylen, bool *found)
+cache_ttl(const CacheStore *store, const char *key, int keylen, bool *found)
 {
 	int			ttl;
 
-	switch (cache_pending_lookup(key, keylen, NULL, &ttl))
+	switch (cache_pending_lookup(store, key, keylen, NULL, &ttl))
 	{
 		case CACHE_PENDING_VALUE:
 			/* a pending value has its whole TTL ahead: it starts at commit */
@@ -360,5 +409,49 @@ cache_ttl(const char *key, int keylen, bool *found)
 		case CACHE_PENDING_NONE:
 			break;
 	}
-	return cache_current_store()->ttl(key, keylen, found);
+	if (queued_miss(store, key, keylen))
+	{
+		*found = false;
+		return 0;
+	}
+	return store->ttl(key, keylen, found);
+}
+
+/* ---- by triggers: every store a write invalidates ---- */
+
+void
+cache_written_key(const char *key, int keylen, int nslen)
+{
+	const CacheStore *stores[CACHE_NUM_STORES];
+	int			n = cache_written_stores(stores);
+
+	for (int i = 0; i < n; i++)
+		delete_key(stores[i], key, keylen, nslen, CACHE_INV_BY_WRITE);
+}
+
+void
+cache_written_prefix(const char *prefix, int len, bool spares_row_images)
+{
+	const CacheStore *stores[CACHE_NUM_STORES];
+	int			n = cache_written_stores(stores);
+
+	for (int i = 0; i < n; i++)
+		invalidate(stores[i], CACHE_OP_PREFIX, prefix, len,
+				   CACHE_INV_BY_WRITE |
+				   (spares_row_images ? CACHE_INV_SPARES_ROW_IMAGES : 0));
+}
+
+void
+cache_written_row(const char *key, int keylen, int nslen,
+				  const char *val, Size vallen, int ttl)
+{
+	const CacheStore *stores[CACHE_NUM_STORES];
+	int			n = cache_written_stores(stores);
+
+	for (int i = 0; i < n; i++)
+	{
+		/* a row image not stored must not leave the previous one behind */
+		if (!set_common(stores[i], key, keylen, nslen, val, vallen, ttl, true))
+			delete_key(stores[i], key, keylen, nslen, CACHE_INV_BY_WRITE);
+	}
 }

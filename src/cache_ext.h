@@ -16,6 +16,7 @@
 
 #include "postgres.h"
 
+#include "datatype/timestamp.h"
 #include "utils/guc.h"
 
 #define CACHE_MAX_KEY_LEN	1024
@@ -54,6 +55,10 @@ extern bool cache_redis_check_url(char **newval, void **extra,
 								  GucSource source);
 extern void cache_redis_assign_url(const char *newval, void *extra);
 extern const char *cache_redis_show_url(void);
+/* the setting with its password, for the worker; never shown */
+extern const char *cache_redis_url_raw(void);
+/* when not 0, no Redis call of this process waits past it */
+extern TimestampTz cache_redis_deadline;
 
 /* ---- the store interface ---- */
 
@@ -75,6 +80,7 @@ typedef struct CacheStoreSize
  */
 typedef struct CacheStore
 {
+	CacheBackend id;			/* also the index of its statistics */
 	const char *name;
 
 	/* palloc'd copy of the value in CurrentMemoryContext, or NULL */
@@ -113,11 +119,32 @@ typedef struct CacheStore
 extern const CacheStore cache_shmem_store;
 extern const CacheStore cache_redis_store;
 
+#define CACHE_NUM_STORES 2
+
+/* the store this session's explicit calls use (cache_ext.backend) */
 extern const CacheStore *cache_current_store(void);
 
-/* Raise/warn/ignore a store failure as cache_ext.on_error says. */
-extern void cache_store_failure(const char *store, const char *what,
+/* the store with this id */
+extern const CacheStore *cache_store_by_id(CacheBackend id);
+
+/*
+ * The stores a write invalidates, whatever the session's backend: the
+ * shared-memory store when preloaded, Redis when cache_ext.redis_url is
+ * set.  Returns how many, filling stores[] (CACHE_NUM_STORES entries).
+ */
+extern int	cache_written_stores(const CacheStore **stores);
+
+/* Is a Redis server configured (cache_ext.redis_url not empty)? */
+extern bool cache_redis_configured(void);
+
+/*
+ * Raise/warn/ignore a store failure as cache_ext.on_error says.  Every
+ * failure also increments cache_store_failures, so that a caller can tell
+ * whether a call it made failed (compare before and after).
+ */
+extern void cache_store_failure(CacheBackend store, const char *what,
 								const char *detail);
+extern uint64 cache_store_failures;
 
 /* ---- glob patterns with Redis MATCH semantics (glob.c) ---- */
 

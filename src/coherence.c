@@ -4,33 +4,69 @@
  *		The transactional rules of the contract: no value that a committed
  *		write made stale is served once that commit has returned.
  *
- * Three mechanisms:
+ * THE PROTOCOL.  All of its state is one struct, Coherence (below): this
+ * transaction's operations, and this session's leases.  Its invariants:
  *
- * 1. Commit-time re-invalidation.  Every invalidation (cache_delete,
- *    cache_invalidate_*, cache_flush, triggers) is applied at once and
- *    remembered in this transaction's list of operations; right after
- *    commit (XACT_EVENT_COMMIT, when the new rows are visible) it is
- *    published and applied again, removing values that readers who still
- *    saw the old rows cached meanwhile.
+ * I1 Every invalidation (cache_delete, cache_invalidate_*, cache_flush,
+ *    triggers) is applied to its store at once and recorded as an
+ *    operation of the transaction, naming its store.  Triggers record one
+ *    per store a write invalidates (cache_written_stores()), whatever the
+ *    session's cache_ext.backend.  An identical bulk operation already
+ *    applied in this transaction, with no set recorded since, is not
+ *    applied or recorded again (merging).
  *
- * 2. Leases, as in memcache.  A session that misses a key remembers the
- *    invalidation sequence number at that moment.  Commits publish their
- *    invalidations into a shared ring, each with a new sequence number.  A
- *    later cache_set of that key is refused when the ring holds a covering
- *    invalidation committed after the miss (or has forgotten that far back,
- *    in which case we refuse to be safe).  The check, the store and a
- *    second check happen in that order, so a commit that publishes between
- *    the first check and the store is caught either by the second check or
- *    by its own re-invalidation, which comes after publishing.
+ * I2 At commit the invalidations are published into a shared ring, each
+ *    with a new sequence number (XACT_EVENT_COMMIT: the new rows are
+ *    visible, the transaction's locks still held, so this is cheap), and
+ *    then applied again (the "repeat") once the locks are released
+ *    (RESOURCE_RELEASE_AFTER_LOCKS, still before the commit returns to its
+ *    client), so that values cached meanwhile by readers of the old rows
+ *    go.  The repeat of Redis operations is bounded by
+ *    cache_ext.redis_command_timeout as a whole and gives way to a cancel.
  *
- * 3. Pending sets.  Once a transaction has written (it has an XID), its
- *    cache_set calls join the list of operations and are applied after its
- *    commit-time invalidations, unless a covering invalidation by another
- *    transaction committed after they were made.  Subtransaction aborts
- *    drop their part of the list; the session reads its own pending values.
+ * I3 A Redis invalidation is never lost.  One that fails (or is not tried
+ *    because the queue shows Redis is failing) marks the transaction; at
+ *    PRE_COMMIT all of its Redis invalidations are pushed to the durable
+ *    invalidation queue (invalq.h), to be delivered once it has committed,
+ *    and the repeat leaves them to the worker.  If they cannot be queued
+ *    the transaction fails.  What the repeat cannot deliver (out of time,
+ *    canceled, Redis failing) is queued too.  While an item is queued,
+ *    reads of the keys it covers miss and sets of them are refused.
  *
- * The ring lives in shared memory, so leases need shared_preload_libraries
- * (for either store); without it, mechanisms 1 and 3 still work.
+ * I4 Leases.  A session that misses a key remembers the ring's sequence
+ *    number then; a set of that key is refused if the ring holds a
+ *    covering invalidation committed by another transaction after it.  The
+ *    check is made before the store and again after it from the same
+ *    number, so a commit that publishes in between is seen by the second
+ *    check or removes the value by its repeat, which follows its publish.
+ *    When in doubt, refuse: a lease older than the ring, or one the
+ *    session had to forget (too many misses: the forgotten filter keeps
+ *    the oldest sequence number per hash bucket), refuses the set.
+ *
+ * I5 Snapshots.  A value is computed from a snapshot: the transaction's
+ *    (REPEATABLE READ, SERIALIZABLE) or the statement's (READ COMMITTED).
+ *    A set is refused when the ring holds a covering invalidation of a
+ *    transaction that snapshot does not see.  Each slot records the
+ *    server's transaction completion count at publish, so the scan stops
+ *    at the first slot published before the snapshot was taken; a ring
+ *    that has forgotten slots the snapshot may not see refuses.
+ *
+ * I6 Pending sets.  Once a transaction has written (it has an XID), its
+ *    sets join its operations and are applied after its own repeat, only
+ *    if no covering invalidation of another transaction committed after
+ *    they were made and none is queued; a subtransaction abort drops its
+ *    part.  The session reads its own pending values; a key it invalidated
+ *    reads as a miss.  Sets made before the first write are stored at once.
+ *
+ * I7 Bounds.  Past MAX_KEY_OPS keys per store, a trigger's keys are
+ *    widened to their namespace prefix (a template's text before its first
+ *    placeholder), never further; explicit deletes past it are an ERROR.
+ *    Past MAX_PENDING_SETS sets or MAX_PENDING_BYTES of values, a set is
+ *    not kept: it returns false and the key is invalidated at commit.
+ *
+ * The ring and the queue live in shared memory, so I3-I5 need
+ * shared_preload_libraries; without it, I1, I2 and I6 still hold, and a
+ * Redis invalidation that cannot be delivered fails its transaction.
  *
  *-------------------------------------------------------------------------
  */
@@ -39,213 +75,92 @@
 #include "access/xact.h"
 #include "cache.h"
 #include "common/hashfn.h"
+#include "coherence_ring.h"
+#include "invalq.h"
 #include "miscadmin.h"
-#include "port/atomics.h"
-#include "storage/lwlock.h"
-#include "storage/proc.h"
-#include "storage/shmem.h"
 #include "utils/builtins.h"
 #include "utils/hsearch.h"
 #include "utils/memutils.h"
-#include "utils/snapmgr.h"
+#include "utils/resowner.h"
+#include "utils/timestamp.h"
 
-/* ---- the shared ring of committed invalidations ---- */
-
-#define RING_SLOTS			4096
-#define RING_TEXT			200
-/* a commit with more invalidations publishes one "whole namespace" slot */
-#define MAX_SLOTS_PER_COMMIT 256
-
-typedef struct RingSlot
-{
-	uint64		seq;
-	Oid			dbid;
-	uint8		store;			/* CacheBackend */
-	uint8		kind;			/* CacheOpKind */
-	uint16		len;
-	uint32		keyhash;		/* CACHE_OP_KEY */
-	TransactionId xid;			/* the committing transaction, if it had one */
-	char		text[RING_TEXT];
-} RingSlot;
-
-typedef struct Ring
-{
-	LWLock		lock;
-	pg_atomic_uint64 last_seq;	/* newest published; readable unlocked */
-	RingSlot	slots[RING_SLOTS];
-} Ring;
-
-static Ring *ring = NULL;
-
-Size
-cache_coherence_shmem_size(void)
-{
-	return sizeof(Ring);
-}
-
-void
-cache_coherence_shmem_init(void)
-{
-	bool		found;
-
-	ring = ShmemInitStruct("cache_ext invalidation ring", sizeof(Ring), &found);
-	if (!found)
-	{
-		LWLockInitialize(&ring->lock, LWLockNewTrancheId());
-		pg_atomic_init_u64(&ring->last_seq, 0);
-		memset(ring->slots, 0, sizeof(ring->slots));
-	}
-	LWLockRegisterTranche(ring->lock.tranche, "cache_ext_ring");
-}
-
-static inline uint64
-current_seq(void)
-{
-	return ring ? pg_atomic_read_u64(&ring->last_seq) : 0;
-}
-
-static uint32
-text_hash(const char *s, int len)
-{
-	return hash_bytes((const unsigned char *) s, len);
-}
-
-static bool
-slot_covers(RingSlot *slot, CacheBackend store, const char *key, int keylen,
-			uint32 keyhash)
-{
-	if (slot->store != store)
-		return false;
-	/* Redis keys are shared by every database; shared-memory keys are not */
-	if (store == CACHE_BACKEND_SHMEM && slot->dbid != MyDatabaseId)
-		return false;
-	switch ((CacheOpKind) slot->kind)
-	{
-		case CACHE_OP_KEY:
-			/* long keys are compared by hash: a collision only refuses a set */
-			if (slot->len != Min(keylen, RING_TEXT) || slot->keyhash != keyhash)
-				return false;
-			return keylen > RING_TEXT || memcmp(slot->text, key, keylen) == 0;
-		case CACHE_OP_PREFIX:
-			/* a long prefix was truncated, which only widens it */
-			return keylen >= slot->len && memcmp(slot->text, key, slot->len) == 0;
-		case CACHE_OP_PATTERN:
-			return cache_glob_match(slot->text, slot->len, key, keylen);
-		case CACHE_OP_ALL:
-			return true;
-		case CACHE_OP_SET:
-		case CACHE_OP_SKIP:
-			break;
-	}
-	return false;
-}
-
-/*
- * Did another transaction commit an invalidation covering this key after
- * sequence number "since"?  Slots in [skip_lo, skip_hi] are the caller's
- * own commit, which never refuses its own sets.
- */
-static bool
-ring_covers(uint64 since, const char *key, int keylen,
-			uint64 skip_lo, uint64 skip_hi)
-{
-	uint32		keyhash;
-	uint64		last;
-	bool		covered = false;
-
-	if (ring == NULL || since >= current_seq())
-		return false;
-	keyhash = text_hash(key, Min(keylen, RING_TEXT));
-	LWLockAcquire(&ring->lock, LW_SHARED);
-	last = pg_atomic_read_u64(&ring->last_seq);
-	if (last - since > RING_SLOTS)
-		covered = true;			/* forgotten: assume the worst */
-	for (uint64 s = since + 1; s <= last && !covered; s++)
-	{
-		RingSlot   *slot = &ring->slots[s % RING_SLOTS];
-
-		if (s >= skip_lo && s <= skip_hi)
-			continue;
-		covered = slot_covers(slot, cache_backend, key, keylen, keyhash);
-	}
-	LWLockRelease(&ring->lock);
-	return covered;
-}
-
-/*
- * The ring's sequence number when this transaction first used the cache: a
- * lower bound for what its snapshot may not have seen.
- */
-static LocalTransactionId xact_lxid = InvalidLocalTransactionId;
-static uint64 xact_seq;
-
-static void
-note_xact_start(void)
-{
-	if (MyProc->lxid != xact_lxid)
-	{
-		xact_lxid = MyProc->lxid;
-		xact_seq = current_seq();
-	}
-}
-
-/*
- * In REPEATABLE READ and SERIALIZABLE a value comes from the transaction's
- * snapshot, which may be older than the miss: refuse a set when a covering
- * invalidation was committed by a transaction that snapshot does not see
- * (or when the ring has forgotten what happened since this transaction
- * started).  Invalidations before the transaction's first cache call that
- * already left the ring are not seen: 4096 commits are a wide margin.
- */
-static bool
-snapshot_missed_invalidation(const char *key, int keylen)
-{
-	Snapshot	snap;
-	uint32		keyhash;
-	uint64		last;
-	bool		covered = false;
-
-	if (ring == NULL || !IsolationUsesXactSnapshot() || !FirstSnapshotSet)
-		return false;
-	note_xact_start();
-	snap = GetTransactionSnapshot();
-	keyhash = text_hash(key, Min(keylen, RING_TEXT));
-	LWLockAcquire(&ring->lock, LW_SHARED);
-	last = pg_atomic_read_u64(&ring->last_seq);
-	if (last - xact_seq >= RING_SLOTS)
-		covered = true;
-	for (uint64 s = (last > RING_SLOTS) ? last - RING_SLOTS + 1 : 1;
-		 s <= last && !covered; s++)
-	{
-		RingSlot   *slot = &ring->slots[s % RING_SLOTS];
-
-		covered = TransactionIdIsValid(slot->xid) &&
-			slot_covers(slot, cache_backend, key, keylen, keyhash) &&
-			XidInMVCCSnapshot(slot->xid, snap);
-	}
-	LWLockRelease(&ring->lock);
-	return covered;
-}
-
-/* ---- this transaction's operations ---- */
+/* ---- the coherence state ---- */
 
 typedef struct CacheOp
 {
 	CacheOpKind kind;
-	CacheBackend store;
+	const CacheStore *store;
 	SubTransactionId subid;
 	int			keylen;
 	char	   *key;			/* key, prefix or pattern */
+	int			nslen;			/* key[0..nslen) covers it (I7) */
 	/* CACHE_OP_SET only */
 	char	   *val;
 	Size		vallen;
 	int			ttl;
 	uint64		lease;			/* stale if covered by a commit after this */
 	bool		row_image;		/* by write-through: see deciding_op() */
-	bool		spares_row_images;	/* invalidations: see deciding_op() */
-	/* invalidations: the store's generation before they were applied */
-	uint64		generation;
+	/* invalidations */
+	bool		spares_row_images;	/* see deciding_op() */
+	bool		delivered;		/* applied to its store now without failure */
+	uint64		generation;		/* the store's, before it was applied */
 } CacheOp;
+
+/* an entry of the index of bulk operations, for merging (I1) */
+typedef struct BulkIndexEntry
+{
+	uint64		hash;
+	int			last;			/* index in ops[] */
+} BulkIndexEntry;
+
+/* an entry of the index of key operations */
+typedef struct KeyIndexEntry
+{
+	uint64		keyhash;
+	int			last;			/* index in ops[] */
+} KeyIndexEntry;
+
+/* a miss this session remembers (I4) */
+typedef struct MissEntry
+{
+	uint64		keyhash;		/* hash of store and key */
+	uint64		seq;
+} MissEntry;
+
+#define MAX_KEY_OPS			100000
+#define MAX_PENDING_SETS	100000
+#define MAX_PENDING_BYTES	((Size) 64 * 1024 * 1024)
+#define MAX_MISSES			65536
+#define FORGOTTEN_SLOTS		65536
+
+typedef struct Coherence
+{
+	/* ---- this transaction; memory in TopTransactionContext ---- */
+	CacheOp    *ops;
+	int			nops;
+	int			maxops;
+	int			nsets;
+	Size		set_bytes;
+	int			last_set;		/* index of the latest SET, or -1 */
+	int			nkeyops[CACHE_NUM_STORES];
+	HTAB	   *key_index;		/* latest SET or KEY per (store, key) */
+	HTAB	   *bulk_index;		/* latest bulk op per (store, kind, text) */
+	int		   *bulk_ops;		/* positions of the bulk ops, in order */
+	int			nbulk;
+	int			maxbulk;
+	bool		redis_undelivered;	/* I3: a Redis invalidation failed */
+	bool		redis_queued;	/* I3: all handed to the queue at PRE_COMMIT */
+	bool		repeat_pending; /* committed; the repeat is still to run */
+	uint64		own_lo;			/* our commit's ring slots */
+	uint64		own_hi;
+	bool		in_commit;
+
+	/* ---- this session ---- */
+	HTAB	   *misses;
+	uint64	   *forgotten;		/* FORGOTTEN_SLOTS sequence numbers, or NULL */
+} Coherence;
+
+static Coherence co = {.last_set = -1};
 
 static bool
 has_written(void)
@@ -253,105 +168,125 @@ has_written(void)
 	return TransactionIdIsValid(GetTopTransactionIdIfAny());
 }
 
-#define MAX_KEY_OPS 100000
-
-static CacheOp *ops = NULL;		/* in TopTransactionContext */
-static int	nkeyops[2];			/* CACHE_OP_KEY operations, per store */
-static int	nops = 0;
-static int	maxops = 0;
-static int	nsets = 0;
-static bool in_commit = false;
-
-/*
- * An index of the operations, so that finding what decides a key does not
- * scan them all (a large UPDATE under a key template adds one per row, and
- * each row's trigger asks): the latest SET or KEY operation of each key, by
- * a hash of store and key, and the positions of the bulk operations.  In
- * TopTransactionContext; rebuilt when a subtransaction abort removes some.
- */
-typedef struct KeyIndexEntry
-{
-	uint64		keyhash;
-	int			last;			/* index in ops[] */
-} KeyIndexEntry;
-
-static HTAB *key_index = NULL;
-static int *bulk_ops = NULL;
-static int	nbulk = 0;
-static int	maxbulk = 0;
-
 static uint64
 op_key_hash(CacheBackend store, const char *key, int keylen)
 {
 	return hash_bytes_extended((const unsigned char *) key, keylen, store);
 }
 
+static uint64
+bulk_hash(CacheBackend store, CacheOpKind kind, bool spares,
+		  const char *text, int len)
+{
+	return hash_bytes_extended((const unsigned char *) text, len,
+							   store | (kind << 4) | (spares << 8));
+}
+
+static HTAB *
+index_create(const char *name, Size entrysize)
+{
+	HASHCTL		ctl;
+
+	ctl.keysize = sizeof(uint64);
+	ctl.entrysize = entrysize;
+	ctl.hcxt = TopTransactionContext;
+	return hash_create(name, 256, &ctl, HASH_ELEM | HASH_BLOBS | HASH_CONTEXT);
+}
+
+static void
+reset_xact(void)
+{
+	/* the memory goes with TopTransactionContext */
+	co.ops = NULL;
+	co.nops = co.maxops = co.nsets = 0;
+	co.set_bytes = 0;
+	co.last_set = -1;
+	memset(co.nkeyops, 0, sizeof(co.nkeyops));
+	co.key_index = co.bulk_index = NULL;
+	co.bulk_ops = NULL;
+	co.nbulk = co.maxbulk = 0;
+	co.redis_undelivered = co.redis_queued = co.repeat_pending = false;
+	co.own_lo = 1;
+	co.own_hi = 0;
+	co.in_commit = false;
+}
+
 static void
 index_op(int i)
 {
-	CacheOp    *op = &ops[i];
+	CacheOp    *op = &co.ops[i];
+	bool		found;
 
 	if (op->kind == CACHE_OP_SET || op->kind == CACHE_OP_KEY)
 	{
-		uint64		h = op_key_hash(op->store, op->key, op->keylen);
+		uint64		h = op_key_hash(op->store->id, op->key, op->keylen);
 		KeyIndexEntry *e;
 
-		if (key_index == NULL)
-		{
-			HASHCTL		ctl;
-
-			ctl.keysize = sizeof(uint64);
-			ctl.entrysize = sizeof(KeyIndexEntry);
-			ctl.hcxt = TopTransactionContext;
-			key_index = hash_create("cache_ext operations", 256, &ctl,
-									HASH_ELEM | HASH_BLOBS | HASH_CONTEXT);
-		}
-		e = hash_search(key_index, &h, HASH_ENTER, NULL);
+		if (co.key_index == NULL)
+			co.key_index = index_create("cache_ext key operations",
+										sizeof(KeyIndexEntry));
+		e = hash_search(co.key_index, &h, HASH_ENTER, &found);
 		e->last = i;
+		if (op->kind == CACHE_OP_SET)
+			co.last_set = i;
 		return;
 	}
-	if (nbulk == maxbulk)
+	if (co.nbulk == co.maxbulk)
 	{
-		maxbulk = Max(16, maxbulk * 2);
-		bulk_ops = bulk_ops ?
-			repalloc(bulk_ops, maxbulk * sizeof(int)) :
-			MemoryContextAlloc(TopTransactionContext, maxbulk * sizeof(int));
+		co.maxbulk = Max(16, co.maxbulk * 2);
+		co.bulk_ops = co.bulk_ops ?
+			repalloc(co.bulk_ops, co.maxbulk * sizeof(int)) :
+			MemoryContextAlloc(TopTransactionContext, co.maxbulk * sizeof(int));
 	}
-	bulk_ops[nbulk++] = i;
+	co.bulk_ops[co.nbulk++] = i;
+	{
+		uint64		h = bulk_hash(op->store->id, op->kind, op->spares_row_images,
+								  op->key, op->keylen);
+		BulkIndexEntry *e;
+
+		if (co.bulk_index == NULL)
+			co.bulk_index = index_create("cache_ext bulk operations",
+										 sizeof(BulkIndexEntry));
+		e = hash_search(co.bulk_index, &h, HASH_ENTER, &found);
+		e->last = i;
+	}
 }
 
 static void
 reindex_ops(void)
 {
-	if (key_index)
-		hash_destroy(key_index);
-	key_index = NULL;
-	nbulk = 0;
-	for (int i = 0; i < nops; i++)
+	if (co.key_index)
+		hash_destroy(co.key_index);
+	if (co.bulk_index)
+		hash_destroy(co.bulk_index);
+	co.key_index = co.bulk_index = NULL;
+	co.nbulk = 0;
+	co.last_set = -1;
+	for (int i = 0; i < co.nops; i++)
 		index_op(i);
 }
 
 static CacheOp *
-add_op(CacheOpKind kind, const char *key, int keylen)
+add_op(const CacheStore *store, CacheOpKind kind, const char *key, int keylen)
 {
 	CacheOp    *op;
 
-	if (nops == maxops)
+	if (co.nops == co.maxops)
 	{
-		maxops = Max(16, maxops * 2);
-		ops = ops ?
-			repalloc(ops, maxops * sizeof(CacheOp)) :
-			MemoryContextAlloc(TopTransactionContext, maxops * sizeof(CacheOp));
+		co.maxops = Max(16, co.maxops * 2);
+		co.ops = co.ops ?
+			repalloc(co.ops, co.maxops * sizeof(CacheOp)) :
+			MemoryContextAlloc(TopTransactionContext, co.maxops * sizeof(CacheOp));
 	}
-	op = &ops[nops++];
+	op = &co.ops[co.nops++];
 	memset(op, 0, sizeof(CacheOp));
 	op->kind = kind;
-	op->store = cache_backend;
+	op->store = store;
 	op->subid = GetCurrentSubTransactionId();
 	op->keylen = keylen;
+	op->nslen = keylen;
 	op->key = MemoryContextAlloc(TopTransactionContext, Max(keylen, 1));
 	memcpy(op->key, key, keylen);
-	index_op(nops - 1);
 	return op;
 }
 
@@ -376,30 +311,31 @@ op_covers(CacheOp *op, const char *key, int keylen)
 }
 
 /*
- * The operation of this transaction that decides a key's state (of the
- * current store): the latest one covering it, except that a row image
- * stored by write-through outlives the later prefix invalidations of the
- * statement triggers of INSERT, UPDATE and DELETE, which say nothing about
- * that row (its own change comes as a key operation or a new image).  A
- * TRUNCATE's or an explicit invalidation removes it like any value.
+ * The operation of this transaction that decides a key's state in a store:
+ * the latest one covering it, except that a row image stored by
+ * write-through outlives the later prefix invalidations of the triggers of
+ * INSERT, UPDATE and DELETE, which say nothing about that row (its own
+ * change comes as a key operation or a new image).  A TRUNCATE's or an
+ * explicit invalidation removes it like any value.
  */
 static CacheOp *
-deciding_op(const char *key, int keylen)
+deciding_op(const CacheStore *store, const char *key, int keylen)
 {
-	uint64		h = op_key_hash(cache_backend, key, keylen);
-	KeyIndexEntry *e = key_index ? hash_search(key_index, &h, HASH_FIND, NULL) : NULL;
-	CacheOp    *keyop = e ? &ops[e->last] : NULL;
+	uint64		h = op_key_hash(store->id, key, keylen);
+	KeyIndexEntry *e = co.key_index ?
+		hash_search(co.key_index, &h, HASH_FIND, NULL) : NULL;
+	CacheOp    *keyop = e ? &co.ops[e->last] : NULL;
 	CacheOp    *bulk = NULL;
 	CacheOp    *hard_bulk = NULL;
 
 	/* a hash collision would only lose a pending value: a miss */
 	if (keyop && (keyop->keylen != keylen || memcmp(keyop->key, key, keylen) != 0))
 		keyop = NULL;
-	for (int j = nbulk - 1; j >= 0 && (!keyop || bulk_ops[j] > e->last); j--)
+	for (int j = co.nbulk - 1; j >= 0 && (!keyop || co.bulk_ops[j] > e->last); j--)
 	{
-		CacheOp    *op = &ops[bulk_ops[j]];
+		CacheOp    *op = &co.ops[co.bulk_ops[j]];
 
-		if (op->store != cache_backend || !op_covers(op, key, keylen))
+		if (op->store != store || !op_covers(op, key, keylen))
 			continue;
 		if (bulk == NULL)
 			bulk = op;
@@ -412,21 +348,24 @@ deciding_op(const char *key, int keylen)
 }
 
 /*
- * What this transaction's own operations say of a key: a pending value (a
- * copy in *value if value is not NULL, its TTL in *ttl if not NULL); gone,
- * when a transaction that has written invalidated it (the store may hold a
- * value cached meanwhile by a reader of the old rows, which this
- * transaction must not read back); or nothing, and the store decides.
+ * What this transaction's own operations say of a key (I6): a pending
+ * value (a copy in *value if value is not NULL, its TTL in *ttl if not
+ * NULL); gone, when a transaction that has written invalidated it (the
+ * store may hold a value cached meanwhile by a reader of the old rows,
+ * which this transaction must not read back); or nothing, and the store
+ * decides.
  */
 CachePending
-cache_pending_lookup(const char *key, int keylen, text **value, int *ttl)
+cache_pending_lookup(const CacheStore *store, const char *key, int keylen,
+					 text **value, int *ttl)
 {
 	CacheOp    *op;
 
-	note_xact_start();
-	if (nsets == 0 && (nops == 0 || !has_written()))
+	if (co.nops == 0)
 		return CACHE_PENDING_NONE;
-	op = deciding_op(key, keylen);
+	if (co.nsets == 0 && !has_written())
+		return CACHE_PENDING_NONE;
+	op = deciding_op(store, key, keylen);
 	if (op == NULL)
 		return CACHE_PENDING_NONE;
 	if (op->kind != CACHE_OP_SET)
@@ -438,68 +377,147 @@ cache_pending_lookup(const char *key, int keylen, text **value, int *ttl)
 	return CACHE_PENDING_VALUE;
 }
 
-/*
- * Called just before an invalidation is applied to the current store.
- * spares_row_images: see deciding_op().
- */
-void
-cache_note_invalidation(CacheOpKind kind, const char *arg, int len,
-						bool spares_row_images)
+/* ---- invalidations (I1, I3, I7) ---- */
+
+/* Run an invalidation on its store; true if the store did not fail. */
+static bool
+run_invalidation(const CacheStore *store, CacheOpKind kind, const char *arg,
+				 int len, int64 *removed)
 {
-	const CacheStore *store = cache_current_store();
+	uint64		failures = cache_store_failures;
+
+	switch (kind)
+	{
+		case CACHE_OP_KEY:
+			*removed = store->del(arg, len) ? 1 : 0;
+			break;
+		case CACHE_OP_PREFIX:
+			*removed = store->invalidate_prefix(arg, len);
+			break;
+		case CACHE_OP_PATTERN:
+			*removed = store->invalidate_pattern(arg, len);
+			break;
+		case CACHE_OP_ALL:
+			*removed = store->flush();
+			break;
+		default:
+			*removed = 0;
+			break;
+	}
+	return cache_store_failures == failures;
+}
+
+/*
+ * Apply an invalidation now and record it.  nslen: arg[0..nslen) is the
+ * namespace it may be widened to (nslen == len: none).  Returns how many
+ * keys were removed.
+ */
+int64
+cache_coherent_invalidate(const CacheStore *store, CacheOpKind kind,
+						  const char *arg, int len, int nslen, int flags)
+{
 	CacheOp    *op;
+	int64		removed = 0;
+	bool		redis = (store->id == CACHE_BACKEND_REDIS);
+	bool		spares_row_images = (flags & CACHE_INV_SPARES_ROW_IMAGES) != 0;
+
+	/* I7: past MAX_KEY_OPS, a trigger's key stands for its namespace */
+	if (kind == CACHE_OP_KEY && co.nkeyops[store->id] >= MAX_KEY_OPS)
+	{
+		if (nslen >= len)
+			ereport(ERROR,
+					(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
+					 errmsg("too many cache keys invalidated in one transaction"),
+					 errdetail("A transaction can invalidate at most %d keys one by one.",
+							   MAX_KEY_OPS),
+					 errhint("Use cache_invalidate_prefix() or cache_invalidate_pattern() for many keys.")));
+		kind = CACHE_OP_PREFIX;
+		len = nslen;
+	}
 
 	/*
-	 * Past MAX_KEY_OPS single keys (a huge UPDATE under a key template), one
-	 * "whole namespace" operation stands for the rest, so that memory stays
-	 * bounded.  It must come after every set it supersedes: add a new one
-	 * whenever something was added since the last.
+	 * I1: a write's identical bulk operation, with no set since, is applied
+	 * already: what others cached meanwhile came from rows this transaction
+	 * has not committed yet, and the repeat removes it.  Explicit calls are
+	 * never merged: they promise to act at once.
 	 */
-	if (kind == CACHE_OP_KEY && nkeyops[cache_backend] >= MAX_KEY_OPS)
+	if ((flags & CACHE_INV_BY_WRITE) && kind != CACHE_OP_KEY &&
+		co.bulk_index != NULL)
 	{
-		if (nops > 0 && ops[nops - 1].kind == CACHE_OP_ALL &&
-			ops[nops - 1].store == cache_backend)
-			return;
-		kind = CACHE_OP_ALL;
-		arg = "";
-		len = 0;
+		uint64		h = bulk_hash(store->id, kind, spares_row_images, arg, len);
+		BulkIndexEntry *e = hash_search(co.bulk_index, &h, HASH_FIND, NULL);
+
+		if (e != NULL && e->last > co.last_set &&
+			co.ops[e->last].keylen == len &&
+			memcmp(co.ops[e->last].key, arg, len) == 0 &&
+			(co.ops[e->last].delivered || !redis))
+			return 0;
 	}
-	if (kind == CACHE_OP_KEY)
-		nkeyops[cache_backend]++;
-	op = add_op(kind, arg, len);
 
+	op = add_op(store, kind, arg, len);
+	op->nslen = Min(nslen, len);
 	op->spares_row_images = spares_row_images;
-
+	if (kind == CACHE_OP_KEY)
+		co.nkeyops[store->id]++;
 	if (store->generation)
 		op->generation = store->generation();
+	index_op(co.nops - 1);
+
+	/*
+	 * I3: while the queue holds invalidations, Redis is failing or they are
+	 * not delivered yet: this one goes behind them rather than around (the
+	 * transaction queues it at PRE_COMMIT).  In "error" mode it is tried
+	 * all the same, so that a Redis that cannot take it fails the statement.
+	 */
+	if (redis && cache_queue_nonempty())
+	{
+		if (cache_on_error == CACHE_ON_ERROR_ERROR)
+			run_invalidation(store, kind, arg, len, &removed);
+		op->delivered = false;
+	}
+	else
+		op->delivered = run_invalidation(store, kind, arg, len, &removed);
+	if (redis && !op->delivered)
+		co.redis_undelivered = true;
+	return removed;
 }
 
-/* Has nothing been added to the op's store since it was first applied? */
-static bool
-unchanged_since(CacheOp *op)
-{
-	const CacheStore *store = cache_current_store();
-
-	return store->generation && store->generation() == op->generation;
-}
-
-/* ---- leases: the misses this session remembers ---- */
-
-#define MAX_MISSES 65536
-
-typedef struct MissEntry
-{
-	uint64		keyhash;		/* hash of store and key */
-	uint64		seq;
-} MissEntry;
-
-static HTAB *misses = NULL;
+/* ---- leases (I4) ---- */
 
 static uint64
-miss_hash(const char *key, int keylen)
+miss_hash(const CacheStore *store, const char *key, int keylen)
 {
 	return hash_bytes_extended((const unsigned char *) key, keylen,
-							   cache_backend);
+							   store->id);
+}
+
+/*
+ * The misses table is full: fold it into the forgotten filter, which
+ * keeps, per hash bucket, the oldest sequence number of a lease forgotten
+ * there.  A set of a key without a lease in a bucket that holds one is
+ * checked from that number (I4: never an unchecked set).
+ */
+static void
+forget_misses(void)
+{
+	HASH_SEQ_STATUS status;
+	MissEntry  *e;
+
+	if (co.forgotten == NULL)
+	{
+		co.forgotten = MemoryContextAlloc(TopMemoryContext,
+										  FORGOTTEN_SLOTS * sizeof(uint64));
+		memset(co.forgotten, 0xff, FORGOTTEN_SLOTS * sizeof(uint64));
+	}
+	hash_seq_init(&status, co.misses);
+	while ((e = hash_seq_search(&status)) != NULL)
+	{
+		uint64	   *slot = &co.forgotten[e->keyhash % FORGOTTEN_SLOTS];
+
+		*slot = Min(*slot, e->seq);
+	}
+	hash_destroy(co.misses);
+	co.misses = NULL;
 }
 
 /*
@@ -507,88 +525,98 @@ miss_hash(const char *key, int keylen)
  * place (the contract speaks of sessions that missed), and costs nothing.
  */
 void
-cache_note_miss(const char *key, int keylen)
+cache_note_miss(const CacheStore *store, const char *key, int keylen)
 {
 	uint64		h;
 	MissEntry  *e;
 
-	if (ring == NULL)
+	if (!cache_ring_available())
 		return;
-	if (misses == NULL)
+	if (co.misses == NULL)
 	{
 		HASHCTL		ctl;
 
 		ctl.keysize = sizeof(uint64);
 		ctl.entrysize = sizeof(MissEntry);
-		misses = hash_create("cache_ext misses", 1024, &ctl,
-							 HASH_ELEM | HASH_BLOBS);
+		co.misses = hash_create("cache_ext misses", 1024, &ctl,
+								HASH_ELEM | HASH_BLOBS);
 	}
-
-	/*
-	 * Past the limit forget everything: the sets that follow are then taken
-	 * as blind sets, which the contract does not constrain.
-	 */
-	if (hash_get_num_entries(misses) >= MAX_MISSES)
+	else if (hash_get_num_entries(co.misses) >= MAX_MISSES)
 	{
-		hash_destroy(misses);
-		misses = NULL;
-		cache_note_miss(key, keylen);
+		forget_misses();
+		cache_note_miss(store, key, keylen);
 		return;
 	}
 	/* the latest miss counts: "a later miss followed by a set stores" */
-	h = miss_hash(key, keylen);
-	e = hash_search(misses, &h, HASH_ENTER, NULL);
-	e->seq = current_seq();
+	h = miss_hash(store, key, keylen);
+	e = hash_search(co.misses, &h, HASH_ENTER, NULL);
+	e->seq = cache_ring_seq();
 }
-
-/* Take the lease of a key: true and its sequence number if it missed. */
-static bool
-take_lease(const char *key, int keylen, uint64 *seq)
-{
-	uint64		h;
-	MissEntry  *e;
-
-	if (misses == NULL)
-		return false;
-	h = miss_hash(key, keylen);
-	e = hash_search(misses, &h, HASH_FIND, NULL);
-	if (e == NULL)
-		return false;
-	*seq = e->seq;
-	hash_search(misses, &h, HASH_REMOVE, NULL);
-	return true;
-}
-
-/* ---- sets ---- */
 
 /*
- * Store now unless stale: check, store, check again (see the header
- * comment).  "since" is the lease; skip_lo..skip_hi our own commit's slots.
+ * Take the lease of a key: its sequence number, or failing that the one
+ * the forgotten filter holds for it; false for a blind set.
  */
 static bool
-set_checked(const char *key, int keylen, const char *val, Size vallen,
-			int ttl, uint64 since, uint64 skip_lo, uint64 skip_hi)
+take_lease(const CacheStore *store, const char *key, int keylen, uint64 *seq)
 {
-	uint64		before;
+	uint64		h = miss_hash(store, key, keylen);
+	MissEntry  *e;
 
-	if (ring_covers(since, key, keylen, skip_lo, skip_hi))
-		return false;
-	before = current_seq();
-	if (!cache_store_set(key, keylen, val, vallen, ttl))
-		return false;
-	if (ring_covers(before, key, keylen, skip_lo, skip_hi))
+	if (co.misses != NULL &&
+		(e = hash_search(co.misses, &h, HASH_FIND, NULL)) != NULL)
 	{
-		cache_current_store()->del(key, keylen);
+		*seq = e->seq;
+		hash_search(co.misses, &h, HASH_REMOVE, NULL);
+		return true;
+	}
+	if (co.forgotten != NULL && co.forgotten[h % FORGOTTEN_SLOTS] != PG_UINT64_MAX)
+	{
+		*seq = co.forgotten[h % FORGOTTEN_SLOTS];
+		return true;
+	}
+	return false;
+}
+
+/* ---- sets (I4, I5, I6) ---- */
+
+/* Is a set of this key refused by a queued Redis invalidation (I3)? */
+static inline bool
+queued_covers(const CacheStore *store, const char *key, int keylen)
+{
+	return store->id == CACHE_BACKEND_REDIS && cache_queue_nonempty() &&
+		cache_queue_covers(key, keylen);
+}
+
+/*
+ * Store now unless stale: check, store, check again from the same lease
+ * (I4).  skip_lo..skip_hi are our own commit's slots.
+ */
+static bool
+set_checked(const CacheStore *store, const char *key, int keylen,
+			const char *val, Size vallen, int ttl, uint64 since,
+			uint64 skip_lo, uint64 skip_hi)
+{
+	if (cache_ring_covers(store->id, since, key, keylen, skip_lo, skip_hi) ||
+		queued_covers(store, key, keylen))
+		return false;
+	if (!cache_store_set(store, key, keylen, val, vallen, ttl))
+		return false;
+	if (cache_ring_covers(store->id, since, key, keylen, skip_lo, skip_hi) ||
+		queued_covers(store, key, keylen))
+	{
+		store->del(key, keylen);
 		return false;
 	}
 	return true;
 }
 
-static CacheOp *
-add_set_op(const char *key, int keylen, const char *val, Size vallen,
-		   int ttl, uint64 lease, bool row_image)
+static void
+add_set_op(const CacheStore *store, const char *key, int keylen,
+		   const char *val, Size vallen, int ttl, uint64 lease,
+		   bool row_image)
 {
-	CacheOp    *op = add_op(CACHE_OP_SET, key, keylen);
+	CacheOp    *op = add_op(store, CACHE_OP_SET, key, keylen);
 
 	op->val = MemoryContextAlloc(TopTransactionContext, Max(vallen, 1));
 	memcpy(op->val, val, vallen);
@@ -596,30 +624,35 @@ add_set_op(const char *key, int keylen, const char *val, Size vallen,
 	op->ttl = ttl;
 	op->lease = lease;
 	op->row_image = row_image;
-	nsets++;
-	return op;
+	co.nsets++;
+	co.set_bytes += vallen + keylen;
+	index_op(co.nops - 1);
 }
 
 CacheSetResult
-cache_coherent_set(const char *key, int keylen, const char *val, Size vallen,
-				   int ttl, bool row_image)
+cache_coherent_set(const CacheStore *store, const char *key, int keylen,
+				   const char *val, Size vallen, int ttl, bool row_image)
 {
 	uint64		lease;
-	bool		missed = take_lease(key, keylen, &lease);
-
+	bool		missed = take_lease(store, key, keylen, &lease);
 	if (!missed)
-		lease = current_seq();
-	else if (ring_covers(lease, key, keylen, 0, 0))
+		lease = cache_ring_seq();
+	else if (cache_ring_covers(store->id, lease, key, keylen, 0, 0))
 		return CACHE_SET_REFUSED;
-	if (snapshot_missed_invalidation(key, keylen))
+	if (cache_ring_snapshot_missed(store->id, key, keylen) ||
+		queued_covers(store, key, keylen))
 		return CACHE_SET_REFUSED;
 
 	if (has_written())
 	{
-		add_set_op(key, keylen, val, vallen, ttl, lease, row_image);
+		/* I7: a transaction keeps a bounded amount of pending values */
+		if (co.nsets >= MAX_PENDING_SETS ||
+			co.set_bytes + vallen + keylen > MAX_PENDING_BYTES)
+			return CACHE_SET_TOO_MANY;
+		add_set_op(store, key, keylen, val, vallen, ttl, lease, row_image);
 		return CACHE_SET_PENDING;
 	}
-	if (!set_checked(key, keylen, val, vallen, ttl, lease, 0, 0))
+	if (!set_checked(store, key, keylen, val, vallen, ttl, lease, 0, 0))
 		return CACHE_SET_REFUSED;
 
 	/*
@@ -627,129 +660,102 @@ cache_coherent_set(const char *key, int keylen, const char *val, Size vallen,
 	 * again at commit, and must not wipe a value it set after them: keep it
 	 * to store again after that.
 	 */
-	if (nops > nsets)
-		add_set_op(key, keylen, val, vallen, ttl, current_seq(), row_image);
+	if (co.nops > co.nsets && co.nsets < MAX_PENDING_SETS &&
+		co.set_bytes + vallen + keylen <= MAX_PENDING_BYTES)
+		add_set_op(store, key, keylen, val, vallen, ttl, cache_ring_seq(),
+				   row_image);
 	return CACHE_SET_STORED;
 }
 
-/* ---- commit ---- */
+/* ---- commit (I2, I3) ---- */
 
+/*
+ * Publish this commit's invalidations into the ring (coherence_ring.c);
+ * co.own_lo..own_hi are their sequence numbers.
+ */
 static void
-fill_slot(RingSlot *slot, uint64 seq, CacheOpKind kind, CacheBackend store,
-		  const char *text, int len)
+publish(void)
 {
-	/* a pattern too long to keep is widened to the whole namespace */
-	if (kind == CACHE_OP_PATTERN && len > RING_TEXT)
-		kind = CACHE_OP_ALL;
-	slot->seq = seq;
-	slot->xid = GetTopTransactionIdIfAny();
-	slot->dbid = MyDatabaseId;
-	slot->store = store;
-	slot->kind = kind;
-	slot->len = Min(len, RING_TEXT);
-	memcpy(slot->text, text, slot->len);
-	slot->keyhash = text_hash(text, slot->len);
+	CacheRingItem *items = palloc(Max(co.nops, 1) * sizeof(CacheRingItem));
+	int			n = 0;
+
+	for (int i = 0; i < co.nops; i++)
+	{
+		CacheOp    *op = &co.ops[i];
+
+		if (op->kind == CACHE_OP_SET)
+			continue;
+		items[n].store = op->store->id;
+		items[n].kind = op->kind;
+		items[n].text = op->key;
+		items[n].len = op->keylen;
+		n++;
+	}
+	cache_ring_publish(n, items, &co.own_lo, &co.own_hi);
+	pfree(items);
 }
 
 /*
- * Publish this commit's invalidations; *lo..*hi are their sequence numbers.
- * A commit with very many (a large UPDATE under a key template) publishes
- * one "whole namespace" slot per store instead of flooding the ring.
+ * Is this invalidation superseded by an identical later one?  Only the
+ * last of identical operations is repeated at commit.
+ */
+static bool
+repeated_later(int i)
+{
+	CacheOp    *op = &co.ops[i];
+	uint64		h = bulk_hash(op->store->id, op->kind, op->spares_row_images,
+							  op->key, op->keylen);
+	BulkIndexEntry *e = hash_search(co.bulk_index, &h, HASH_FIND, NULL);
+
+	return e != NULL && e->last != i;
+}
+
+/* The Redis invalidations ops[from..] to queue items, and queue them. */
+static bool
+queue_redis_ops(int from, TransactionId wait_xid)
+{
+	CacheQueueItem *items = palloc(Max(co.nops - from, 1) * sizeof(CacheQueueItem));
+	int			n = 0;
+	bool		ok;
+
+	for (int i = from; i < co.nops; i++)
+	{
+		CacheOp    *op = &co.ops[i];
+
+		if (op->kind == CACHE_OP_SET || op->store->id != CACHE_BACKEND_REDIS ||
+			(op->kind != CACHE_OP_KEY && repeated_later(i)))
+			continue;
+		items[n].kind = op->kind;
+		items[n].text = op->key;
+		items[n].len = op->keylen;
+		items[n].nslen = op->nslen;
+		n++;
+	}
+	ok = (n == 0) || cache_queue_push(n, items, wait_xid);
+	pfree(items);
+	return ok;
+}
+
+/*
+ * I3 at PRE_COMMIT: a Redis invalidation failed, so hand them all to the
+ * queue before the commit record is written; the worker delivers them
+ * once this transaction is over.  Failing that, the transaction fails:
+ * better than committing a write whose invalidation is lost.
  */
 static void
-ring_publish(uint64 *lo, uint64 *hi)
+pre_commit(void)
 {
-	int			ninval = 0;
-	bool		stores[2] = {false, false};
-
-	for (int i = 0; i < nops; i++)
-		if (ops[i].kind != CACHE_OP_SET)
-		{
-			ninval++;
-			stores[ops[i].store] = true;
-		}
-	*lo = 1;
-	*hi = 0;
-	if (ring == NULL || ninval == 0)
+	if (!co.redis_undelivered)
 		return;
-
-	LWLockAcquire(&ring->lock, LW_EXCLUSIVE);
-	*lo = pg_atomic_read_u64(&ring->last_seq) + 1;
-	*hi = *lo - 1;
-	if (ninval > MAX_SLOTS_PER_COMMIT)
-	{
-		for (int st = 0; st < 2; st++)
-			if (stores[st])
-			{
-				(*hi)++;
-				fill_slot(&ring->slots[*hi % RING_SLOTS], *hi, CACHE_OP_ALL,
-						  st, "", 0);
-			}
-	}
-	else
-	{
-		for (int i = 0; i < nops; i++)
-			if (ops[i].kind != CACHE_OP_SET)
-			{
-				(*hi)++;
-				fill_slot(&ring->slots[*hi % RING_SLOTS], *hi, ops[i].kind,
-						  ops[i].store, ops[i].key, ops[i].keylen);
-			}
-	}
-	pg_atomic_write_u64(&ring->last_seq, *hi);
-	LWLockRelease(&ring->lock);
-}
-
-/* Run a store operation of an op's store, as if that store were current. */
-static void
-apply_op(CacheOp *op, uint64 lo, uint64 hi)
-{
-	int			saved = cache_backend;
-
-	cache_backend = op->store;
-	PG_TRY();
-	{
-		switch ((op->kind != CACHE_OP_SET && unchanged_since(op)) ?
-				CACHE_OP_SKIP : op->kind)
-		{
-			case CACHE_OP_KEY:
-				cache_current_store()->del(op->key, op->keylen);
-				break;
-			case CACHE_OP_PREFIX:
-				cache_current_store()->invalidate_prefix(op->key, op->keylen);
-				break;
-			case CACHE_OP_PATTERN:
-				cache_current_store()->invalidate_pattern(op->key, op->keylen);
-				break;
-			case CACHE_OP_ALL:
-				cache_current_store()->flush();
-				break;
-			case CACHE_OP_SKIP:
-				break;
-			case CACHE_OP_SET:
-				/* decided by select_sets(): this set is the key's last word */
-				set_checked(op->key, op->keylen, op->val, op->vallen,
-							op->ttl, op->lease, lo, hi);
-				break;
-		}
-	}
-	PG_FINALLY();
-	{
-		cache_backend = saved;
-	}
-	PG_END_TRY();
-}
-
-static void
-reset_ops(void)
-{
-	/* the memory goes with TopTransactionContext */
-	ops = NULL;
-	nops = maxops = nsets = 0;
-	key_index = NULL;
-	bulk_ops = NULL;
-	nbulk = maxbulk = 0;
-	nkeyops[0] = nkeyops[1] = 0;
+	if (!queue_redis_ops(0, GetTopTransactionIdIfAny()))
+		ereport(ERROR,
+				(errcode(ERRCODE_CONNECTION_FAILURE),
+				 errmsg("cache_ext: could not invalidate Redis keys, nor queue the invalidation"),
+				 cache_queue_available() ?
+				 errdetail("The invalidation queue is full.") :
+				 errdetail("Queueing invalidations needs shared_preload_libraries = 'cache_ext'."),
+				 errhint("The transaction was rolled back so that Redis keeps no value it made stale.")));
+	co.redis_queued = true;
 }
 
 /*
@@ -763,7 +769,7 @@ select_sets(bool *apply)
 {
 	HASHCTL		ctl;
 	HTAB	   *decided;
-	int		   *bulk = palloc(nops * sizeof(int));
+	int		   *bulk = palloc(co.nops * sizeof(int));
 	int			nbulk = 0;
 
 	ctl.keysize = sizeof(uint64);
@@ -771,9 +777,9 @@ select_sets(bool *apply)
 	ctl.hcxt = CurrentMemoryContext;
 	decided = hash_create("cache_ext decided keys", 256, &ctl,
 						  HASH_ELEM | HASH_BLOBS | HASH_CONTEXT);
-	for (int i = nops - 1; i >= 0; i--)
+	for (int i = co.nops - 1; i >= 0; i--)
 	{
-		CacheOp    *op = &ops[i];
+		CacheOp    *op = &co.ops[i];
 		uint64		h;
 		bool		seen;
 
@@ -784,20 +790,94 @@ select_sets(bool *apply)
 			continue;
 		}
 		/* a hash collision would only drop a set: a miss, never stale */
-		h = hash_bytes_extended((const unsigned char *) op->key, op->keylen,
-								op->store);
+		h = op_key_hash(op->store->id, op->key, op->keylen);
 		hash_search(decided, &h, HASH_ENTER, &seen);
 		if (seen || op->kind == CACHE_OP_KEY)
 			continue;
 		apply[i] = true;
 		for (int j = 0; j < nbulk; j++)
-			if (ops[bulk[j]].store == op->store &&
-				!(op->row_image && ops[bulk[j]].spares_row_images) &&
-				op_covers(&ops[bulk[j]], op->key, op->keylen))
+			if (co.ops[bulk[j]].store == op->store &&
+				!(op->row_image && co.ops[bulk[j]].spares_row_images) &&
+				op_covers(&co.ops[bulk[j]], op->key, op->keylen))
 				apply[i] = false;
 	}
 	hash_destroy(decided);
 	pfree(bulk);
+}
+
+/* Has nothing been added to the op's store since it was first applied? */
+static bool
+unchanged_since(CacheOp *op)
+{
+	return op->store->generation &&
+		op->store->generation() == op->generation;
+}
+
+/*
+ * I2: the repeat, after the locks are released.  Redis work is bounded by
+ * the command timeout as a whole and gives way to a cancel; what it does
+ * not deliver goes to the queue.  Nothing here may raise an ERROR: the
+ * transaction has committed.
+ */
+static void
+repeat_after_commit(void)
+{
+	bool	   *apply = palloc(co.nops * sizeof(bool));
+	bool		redis_failed = co.redis_queued;
+
+	select_sets(apply);
+	cache_redis_deadline =
+		TimestampTzPlusMilliseconds(GetCurrentTimestamp(),
+									cache_redis_command_timeout);
+	PG_TRY();
+	{
+		/* invalidations first, then the sets that survive them */
+		for (int i = 0; i < co.nops; i++)
+		{
+			CacheOp    *op = &co.ops[i];
+			bool		redis = (op->store->id == CACHE_BACKEND_REDIS);
+			int64		removed;
+
+			if (op->kind == CACHE_OP_SET ||
+				(op->kind != CACHE_OP_KEY && repeated_later(i)) ||
+				unchanged_since(op) || (redis && redis_failed))
+				continue;
+			if (!run_invalidation(op->store, op->kind, op->key, op->keylen,
+								  &removed) && redis)
+			{
+				redis_failed = true;
+				if (!queue_redis_ops(i, InvalidTransactionId))
+					ereport(WARNING,
+							(errcode(ERRCODE_CONNECTION_FAILURE),
+							 errmsg("cache_ext: could not repeat this commit's Redis invalidations, nor queue them"),
+							 errdetail("The invalidation queue is full or not loaded; values cached from the old rows may remain until they expire.")));
+			}
+		}
+		for (int i = 0; i < co.nops; i++)
+		{
+			CacheOp    *op = &co.ops[i];
+
+			if (!apply[i] ||
+				(op->store->id == CACHE_BACKEND_REDIS && redis_failed))
+				continue;
+			set_checked(op->store, op->key, op->keylen, op->val, op->vallen,
+						op->ttl, op->lease, co.own_lo, co.own_hi);
+		}
+	}
+	PG_FINALLY();
+	{
+		cache_redis_deadline = 0;
+	}
+	PG_END_TRY();
+	pfree(apply);
+
+	/*
+	 * A cancel during the repeat was for the wait it cut short, which the
+	 * queue now finishes; the commit itself has happened, so the client
+	 * must not be told "canceling statement" about it.
+	 */
+	if (redis_failed && QueryCancelPending && !ProcDiePending)
+		QueryCancelPending = false;
 }
 
 /*
@@ -805,10 +885,8 @@ select_sets(bool *apply)
  * (see cache_store_failure) and anything else is reported as a WARNING.
  */
 static void
-at_commit(void)
+after_commit(void)
 {
-	uint64		lo;
-	uint64		hi;
 	MemoryContext oldcxt = CurrentMemoryContext;
 
 	/* an ERROR resets these, but CommitTransaction holds interrupts */
@@ -816,21 +894,10 @@ at_commit(void)
 	uint32		save_cancel_holdoff = QueryCancelHoldoffCount;
 	uint32		save_crit_section = CritSectionCount;
 
-	in_commit = true;
+	co.in_commit = true;
 	PG_TRY();
 	{
-		bool	   *apply = palloc(nops * sizeof(bool));
-
-		ring_publish(&lo, &hi);
-		select_sets(apply);
-		/* invalidations first, then the sets that survive them */
-		for (int i = 0; i < nops; i++)
-			if (ops[i].kind != CACHE_OP_SET)
-				apply_op(&ops[i], lo, hi);
-		for (int i = 0; i < nops; i++)
-			if (apply[i])
-				apply_op(&ops[i], lo, hi);
-		pfree(apply);
+		repeat_after_commit();
 	}
 	PG_CATCH();
 	{
@@ -846,13 +913,13 @@ at_commit(void)
 		ThrowErrorData(edata);
 	}
 	PG_END_TRY();
-	in_commit = false;
+	reset_xact();
 }
 
 bool
 cache_in_commit(void)
 {
-	return in_commit;
+	return co.in_commit;
 }
 
 static void
@@ -861,24 +928,44 @@ xact_callback(XactEvent event, void *arg)
 	switch (event)
 	{
 		case XACT_EVENT_PRE_PREPARE:
-			if (nops > 0)
+			if (co.nops > 0)
 				ereport(ERROR,
 						(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
 						 errmsg("cannot prepare a transaction that has pending cache_ext work"),
 						 errdetail("Its cache invalidations and sets must run at commit, which a prepared transaction cannot promise.")));
 			break;
+		case XACT_EVENT_PRE_COMMIT:
+			if (co.nops > 0)
+				pre_commit();
+			break;
 		case XACT_EVENT_COMMIT:
-			if (nops > 0)
-				at_commit();
-			reset_ops();
+			/* I2: publishing is cheap; the repeat waits for the locks */
+			if (co.nops > 0)
+			{
+				publish();
+				co.repeat_pending = true;
+			}
+			else
+				reset_xact();
 			break;
 		case XACT_EVENT_ABORT:
 		case XACT_EVENT_PREPARE:
-			in_commit = false;
-			reset_ops();
+			reset_xact();
 			break;
 		default:
 			break;
+	}
+}
+
+static void
+release_callback(ResourceReleasePhase phase, bool isCommit, bool isTopLevel,
+				 void *arg)
+{
+	if (phase == RESOURCE_RELEASE_AFTER_LOCKS && isTopLevel && isCommit &&
+		co.repeat_pending)
+	{
+		co.repeat_pending = false;
+		after_commit();
 	}
 }
 
@@ -890,22 +977,33 @@ subxact_callback(SubXactEvent event, SubTransactionId mySubid,
 
 	if (event != SUBXACT_EVENT_ABORT_SUB && event != SUBXACT_EVENT_COMMIT_SUB)
 		return;
-	for (int i = 0; i < nops; i++)
+	if (co.nops == 0)
+		return;
+	for (int i = 0; i < co.nops; i++)
 	{
-		if (ops[i].subid == mySubid)
+		CacheOp    *op = &co.ops[i];
+
+		if (op->subid == mySubid)
 		{
 			if (event == SUBXACT_EVENT_ABORT_SUB)
 			{
-				nsets -= (ops[i].kind == CACHE_OP_SET);
+				if (op->kind == CACHE_OP_SET)
+				{
+					co.nsets--;
+					co.set_bytes -= op->vallen + op->keylen;
+				}
+				else if (op->kind == CACHE_OP_KEY)
+					co.nkeyops[op->store->id]--;
+				/* a failed Redis invalidation still leaves doubt: keep the flag */
 				continue;
 			}
-			ops[i].subid = parentSubid;
+			op->subid = parentSubid;
 		}
-		ops[kept++] = ops[i];
+		co.ops[kept++] = *op;
 	}
-	if (kept != nops)
+	if (kept != co.nops)
 	{
-		nops = kept;
+		co.nops = kept;
 		reindex_ops();
 	}
 }
@@ -915,4 +1013,5 @@ cache_coherence_init(void)
 {
 	RegisterXactCallback(xact_callback, NULL);
 	RegisterSubXactCallback(subxact_callback, NULL);
+	RegisterResourceReleaseCallback(release_callback, NULL);
 }

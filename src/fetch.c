@@ -234,26 +234,27 @@ query_to_json(const char *query)
 }
 
 Datum
-cache_fetch(const char *key, int keylen, const char *query, int ttl)
+cache_fetch(const CacheStore *store, const char *key, int keylen,
+			const char *query, int ttl)
 {
 	text	   *cached;
 	LOCKTAG		tag;
 	uint64		h;
 	char	   *json;
 
-	cached = cache_get(key, keylen);
+	cached = cache_get(store, key, keylen);
 	if (cached)
 		return cached_to_jsonb(key, keylen, cached);
 	memo_drop(memo_find(key, keylen));
 
-	h = hash_bytes_extended((const unsigned char *) key, keylen, cache_backend);
+	h = hash_bytes_extended((const unsigned char *) key, keylen, store->id);
 	SET_LOCKTAG_ADVISORY(tag, MyDatabaseId, (uint32) (h >> 32), (uint32) h,
 						 FETCH_LOCK_FIELD4);
 	if (LockAcquire(&tag, ExclusiveLock, false, true) == LOCKACQUIRE_NOT_AVAIL)
 	{
 		/* another session is running the query: wait, then use its result */
 		(void) LockAcquire(&tag, ExclusiveLock, false, false);
-		cached = cache_get(key, keylen);
+		cached = cache_get(store, key, keylen);
 		if (cached)
 		{
 			LockRelease(&tag, ExclusiveLock, false);
@@ -262,7 +263,7 @@ cache_fetch(const char *key, int keylen, const char *query, int ttl)
 	}
 
 	json = query_to_json(query);
-	cache_set(key, keylen, json, strlen(json), ttl);
+	cache_set(store, key, keylen, json, strlen(json), ttl);
 
 	/*
 	 * A transaction that has written stores at commit: keep waiters waiting

@@ -10,6 +10,7 @@
 #include "postgres.h"
 
 #include "cache.h"
+#include "invalq.h"
 #include "catalog/pg_type.h"
 #include "fmgr.h"
 #include "funcapi.h"
@@ -82,7 +83,7 @@ sql_cache_get(PG_FUNCTION_ARGS)
 	text	   *value;
 
 	KEY_ARG(0, "key", key, keylen);
-	value = cache_get(key, keylen);
+	value = cache_get(cache_current_store(), key, keylen);
 	if (value == NULL)
 		PG_RETURN_NULL();
 	PG_RETURN_TEXT_P(value);
@@ -125,7 +126,7 @@ sql_cache_get_many(PG_FUNCTION_ARGS)
 		nkeys++;
 	}
 	if (nkeys > 0)
-		cache_get_many(nkeys, keys, keylens, values);
+		cache_get_many(cache_current_store(), nkeys, keys, keylens, values);
 
 	for (int i = 0; i < nkeys; i++)
 	{
@@ -151,7 +152,7 @@ set_common(FunctionCallInfo fcinfo, const char *val, Size vallen)
 
 	KEY_ARG(0, "key", key, keylen);
 	ttl = ttl_arg(fcinfo, 2);
-	PG_RETURN_BOOL(cache_set(key, keylen, val, vallen, ttl));
+	PG_RETURN_BOOL(cache_set(cache_current_store(), key, keylen, val, vallen, ttl));
 }
 
 Datum
@@ -185,7 +186,7 @@ sql_cache_delete(PG_FUNCTION_ARGS)
 	int			keylen;
 
 	KEY_ARG(0, "key", key, keylen);
-	PG_RETURN_BOOL(cache_delete(key, keylen));
+	PG_RETURN_BOOL(cache_delete(cache_current_store(), key, keylen));
 }
 
 Datum
@@ -195,7 +196,7 @@ sql_cache_invalidate_prefix(PG_FUNCTION_ARGS)
 	int			len;
 
 	KEY_ARG(0, "prefix", prefix, len);
-	PG_RETURN_INT64(cache_invalidate_prefix(prefix, len));
+	PG_RETURN_INT64(cache_invalidate_prefix(cache_current_store(), prefix, len));
 }
 
 Datum
@@ -210,7 +211,7 @@ sql_cache_invalidate_pattern(PG_FUNCTION_ARGS)
 				(errcode(ERRCODE_INVALID_REGULAR_EXPRESSION),
 				 errmsg("pattern \"%.*s\" is not a valid glob pattern", len, pattern),
 				 errdetail("A \"[\" needs a closing \"]\" and a \"\\\" needs a character after it.")));
-	PG_RETURN_INT64(cache_invalidate_pattern(pattern, len));
+	PG_RETURN_INT64(cache_invalidate_pattern(cache_current_store(), pattern, len));
 }
 
 Datum
@@ -222,7 +223,7 @@ sql_cache_ttl(PG_FUNCTION_ARGS)
 	int32		ttl;
 
 	KEY_ARG(0, "key", key, keylen);
-	ttl = cache_ttl(key, keylen, &found);
+	ttl = cache_ttl(cache_current_store(), key, keylen, &found);
 	if (!found)
 		PG_RETURN_NULL();
 	PG_RETURN_INT32(ttl);
@@ -231,7 +232,7 @@ sql_cache_ttl(PG_FUNCTION_ARGS)
 Datum
 sql_cache_flush(PG_FUNCTION_ARGS)
 {
-	PG_RETURN_INT64(cache_flush());
+	PG_RETURN_INT64(cache_flush(cache_current_store()));
 }
 
 Datum
@@ -239,8 +240,8 @@ sql_cache_stats(PG_FUNCTION_ARGS)
 {
 	const CacheStore *store = cache_current_store();
 	TupleDesc	tupdesc;
-	Datum		values[13];
-	bool		nulls[13] = {0};
+	Datum		values[14];
+	bool		nulls[14] = {0};
 	int64		counters[CACHE_NUM_COUNTERS];
 	CacheStoreSize size;
 	int64		lookups;
@@ -250,7 +251,7 @@ sql_cache_stats(PG_FUNCTION_ARGS)
 		elog(ERROR, "return type must be a row type");
 
 	store->size(&size);
-	cache_stat_read(cache_backend, counters);
+	cache_stat_read(store->id, counters);
 
 	values[i++] = CStringGetTextDatum(store->name);
 	for (int c = 0; c < CACHE_NUM_COUNTERS; c++)
@@ -265,7 +266,10 @@ sql_cache_stats(PG_FUNCTION_ARGS)
 	lookups = counters[CACHE_STAT_HITS] + counters[CACHE_STAT_MISSES];
 	values[i++] = Float8GetDatum(lookups > 0 ?
 								 (double) counters[CACHE_STAT_HITS] / lookups : 0.0);
-	Assert(i == lengthof(values));
+	/* 0.2: Redis invalidations waiting in the queue, whatever the backend */
+	if (tupdesc->natts > i)
+		values[i++] = Int64GetDatum(cache_queue_length());
+	Assert(i == tupdesc->natts);
 
 	PG_RETURN_DATUM(HeapTupleGetDatum(heap_form_tuple(tupdesc, values, nulls)));
 }
@@ -292,5 +296,5 @@ sql_cache_fetch(PG_FUNCTION_ARGS)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("query must not be empty")));
-	PG_RETURN_DATUM(cache_fetch(key, keylen, query, ttl_arg(fcinfo, 2)));
+	PG_RETURN_DATUM(cache_fetch(cache_current_store(), key, keylen, query, ttl_arg(fcinfo, 2)));
 }

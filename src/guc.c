@@ -82,10 +82,10 @@ cache_define_gucs(void)
 							NULL, NULL, NULL);
 
 	DefineCustomStringVariable("cache_ext.redis_url",
-							   "Redis server: redis://[:password@]host[:port][/db] or unix:///path[?db=N].",
+							   "Redis server: redis://[[user]:password@]host[:port][/db] or unix:///path[?db=N]; empty for none.",
 							   NULL,
 							   &cache_redis_url,
-							   "redis://127.0.0.1:6379/0",
+							   "",
 							   PGC_SUSET,
 							   0,
 							   cache_redis_check_url,

@@ -121,6 +121,12 @@ static pgsocket pending_sock = PGINVALID_SOCKET;	/* being connected */
 static TimestampTz retry_after = 0;
 static char conn_error[256];	/* why the last attempt failed */
 static bool exit_hook_set = false;
+
+/*
+ * When set, no Redis call of this process goes past it: the commit-time
+ * repeat bounds its whole work with it (coherence.c).
+ */
+TimestampTz cache_redis_deadline = 0;
 static bool conn_lost;		/* the last exchange failed on I/O, not a timeout */
 
 
@@ -388,6 +394,13 @@ cache_redis_check_url(char **newval, void **extra, GucSource source)
 		return reject_url("out of memory");
 	memset(u, 0, offsetof(RedisUrl, data));
 	cursor = u->data;
+	if (len == 0)
+	{
+		/* no Redis: the store reports that it is not configured */
+		u->raw = u->masked = put(&cursor, "", 0);
+		*extra = u;
+		return true;
+	}
 	err = parse_url(*newval, u, &cursor);
 	if (err != NULL)
 	{
@@ -421,6 +434,23 @@ cache_redis_assign_url(const char *newval, void *extra)
 	redis_url = (const RedisUrl *) extra;
 }
 
+bool
+cache_redis_configured(void)
+{
+	return redis_url != NULL && redis_url->raw[0] != '\0';
+}
+
+/*
+ * The setting with its password, for the background worker that delivers
+ * queued invalidations to the server they were meant for.  Only ever kept
+ * in shared memory, never shown.
+ */
+const char *
+cache_redis_url_raw(void)
+{
+	return redis_url ? redis_url->raw : "";
+}
+
 /* The value is already masked (see above); so is the boot value. */
 const char *
 cache_redis_show_url(void)
@@ -448,6 +478,17 @@ static TimestampTz
 deadline_after(int ms)
 {
 	return TimestampTzPlusMilliseconds(GetCurrentTimestamp(), ms);
+}
+
+/* one round trip's: the command timeout, or the caller's deadline if sooner */
+static TimestampTz
+command_deadline(void)
+{
+	TimestampTz deadline = deadline_after(cache_redis_command_timeout);
+
+	if (cache_redis_deadline != 0 && cache_redis_deadline < deadline)
+		return cache_redis_deadline;
+	return deadline;
 }
 
 /*
@@ -492,6 +533,17 @@ wait_socket(pgsocket sock, uint32 event, TimestampTz deadline)
 		{
 			ResetLatch(MyLatch);
 			CHECK_FOR_INTERRUPTS();
+
+			/*
+			 * After commit interrupts are held, so CHECK_FOR_INTERRUPTS()
+			 * does nothing: give up the wait instead, and the caller hands
+			 * what it could not deliver to the invalidation queue.
+			 */
+			if (QueryCancelPending || ProcDiePending)
+			{
+				set_error("canceled");
+				return false;
+			}
 		}
 		if (rc & event)
 			return true;
@@ -787,7 +839,7 @@ no_error_reply(const char *what, int n, redisReply **replies)
 			char	   *msg = pnstrdup(replies[i]->str, replies[i]->len);
 
 			redis_free_replies(n, replies);
-			cache_store_failure("redis", what, msg);
+			cache_store_failure(CACHE_BACKEND_REDIS, what, msg);
 			return false;
 		}
 	}
@@ -804,6 +856,11 @@ attempt(int ncmds, const RedisCmd *cmds, redisReply **replies)
 {
 	bool		reused = (conn != NULL);
 
+	if (!cache_redis_configured())
+	{
+		set_error("cache_ext.redis_url is not set");
+		return false;
+	}
 	if (conn_url != NULL && strcmp(conn_url, redis_url->raw) != 0)
 	{
 		/* cache_ext.redis_url changed: the new server deserves a try now */
@@ -813,9 +870,13 @@ attempt(int ncmds, const RedisCmd *cmds, redisReply **replies)
 	}
 	if (!reused && retry_after != 0 && GetCurrentTimestamp() < retry_after)
 		return false;
+	if (cache_redis_deadline != 0 && GetCurrentTimestamp() >= cache_redis_deadline)
+	{
+		set_error("out of time");
+		return false;
+	}
 	if ((reused || conn_open()) &&
-		exchange(ncmds, cmds, replies,
-				 deadline_after(cache_redis_command_timeout)))
+		exchange(ncmds, cmds, replies, command_deadline()))
 		return true;
 
 	/*
@@ -828,14 +889,20 @@ attempt(int ncmds, const RedisCmd *cmds, redisReply **replies)
 	{
 		conn_close();
 		if (conn_open() &&
-			exchange(ncmds, cmds, replies,
-					 deadline_after(cache_redis_command_timeout)))
+			exchange(ncmds, cmds, replies, command_deadline()))
 			return true;
 	}
 
-	/* closes the connection and starts the back-off */
+	/*
+	 * Closes the connection (a reply may still be on its way) and starts the
+	 * back-off, unless we gave up ourselves (a cancel, or the caller's
+	 * deadline), which says nothing about Redis.
+	 */
 	conn_close();
-	retry_after = deadline_after(RETRY_INTERVAL_MS);
+	if (!QueryCancelPending && !ProcDiePending &&
+		!(cache_redis_deadline != 0 &&
+		  GetCurrentTimestamp() >= cache_redis_deadline))
+		retry_after = deadline_after(RETRY_INTERVAL_MS);
 	return false;
 }
 
@@ -846,7 +913,7 @@ attempt(int ncmds, const RedisCmd *cmds, redisReply **replies)
  *
  * True if every reply arrived and none is a Redis error; replies[] then hold
  * them, to be released with redis_free_replies().  Otherwise the failure has
- * been reported through cache_store_failure("redis", what, ...), which may
+ * been reported through cache_store_failure(CACHE_BACKEND_REDIS, what, ...), which may
  * raise an ERROR, no reply is left to free, and the result is false.
  */
 static bool
@@ -872,7 +939,7 @@ redis_run(const char *what, int ncmds, const RedisCmd *cmds,
 	if (!ok)
 	{
 		redis_free_replies(ncmds, replies);
-		cache_store_failure("redis", what, conn_error);
+		cache_store_failure(CACHE_BACKEND_REDIS, what, conn_error);
 		return false;
 	}
 	return no_error_reply(what, ncmds, replies);
@@ -899,7 +966,7 @@ redis_unexpected_reply(const char *what, redisReply *reply)
 	int			type = reply->type;
 
 	freeReplyObject(reply);
-	cache_store_failure("redis", what,
+	cache_store_failure(CACHE_BACKEND_REDIS, what,
 						psprintf("unexpected reply of type %d from Redis", type));
 }
 
@@ -918,6 +985,8 @@ redis_unexpected_reply(const char *what, redisReply *reply)
  * handling of the replies (about 1%).  COUNT 500 is 45% slower on 1M keys.
  */
 #define SCAN_COUNT "1000"
+/* 2^20 steps of 1000: a billion keys, far more than one Redis holds */
+#define MAX_SCAN_STEPS (1 << 20)
 
 #define WHAT_GET		"read a value"
 #define WHAT_SET		"store a value"
@@ -1161,6 +1230,21 @@ take_scan_reply(const char *what, redisReply *reply, char *cursor,
 		redis_unexpected_reply(what, reply);
 		return false;
 	}
+	/* a cursor is a decimal number that changes at every step */
+	if (reply->element[0]->len == 0 ||
+		strspn(reply->element[0]->str, "0123456789") != reply->element[0]->len ||
+		(strcmp(cursor, "0") != 0 &&
+		 strcmp(cursor, reply->element[0]->str) == 0))
+	{
+		char	   *got = pnstrdup(reply->element[0]->str,
+								   reply->element[0]->len);
+
+		freeReplyObject(reply);
+		cache_store_failure(CACHE_BACKEND_REDIS, what,
+							psprintf("Redis answered SCAN with the cursor \"%s\" after \"%s\".",
+									 got, cursor));
+		return false;
+	}
 	memcpy(cursor, reply->element[0]->str, reply->element[0]->len + 1);
 	keys = reply->element[1];
 	for (size_t i = 0; i < keys->elements; i++)
@@ -1204,6 +1288,7 @@ scan_keys(const char *what, StringInfo pattern, bool remove)
 	KeyBatch	batch = {0};
 	int64		n = 0;
 	bool		scanning = true;
+	int64		steps = 0;
 
 	while (scanning || batch.nkeys > 0)
 	{
@@ -1211,6 +1296,19 @@ scan_keys(const char *what, StringInfo pattern, bool remove)
 		redisReply *replies[2];
 		int			ncmds = 0;
 		bool		ok;
+
+		/*
+		 * A real Redis finishes a walk in about (keys / COUNT) steps; a
+		 * server whose cursor never comes back to 0 is broken, not large.
+		 */
+		if (++steps > MAX_SCAN_STEPS)
+		{
+			batch_free(&batch);
+			cache_store_failure(CACHE_BACKEND_REDIS, what,
+								psprintf("SCAN did not finish in %d steps.", MAX_SCAN_STEPS));
+			break;
+		}
+		CHECK_FOR_INTERRUPTS();
 
 		if (batch.nkeys > 0)
 			cmds[ncmds++] = (RedisCmd) {batch.nkeys + 1, batch.argv, batch.argvlen};
@@ -1325,7 +1423,7 @@ redis_size(CacheStoreSize *out)
 		(!prefixed && replies[1]->type != REDIS_REPLY_INTEGER))
 	{
 		redis_free_replies(prefixed ? 1 : 2, replies);
-		cache_store_failure("redis", WHAT_SIZE, "unexpected reply from Redis");
+		cache_store_failure(CACHE_BACKEND_REDIS, WHAT_SIZE, "unexpected reply from Redis");
 		return;
 	}
 	out->bytes_used = info_field(replies[0], "used_memory");
@@ -1338,6 +1436,7 @@ redis_size(CacheStoreSize *out)
 }
 
 const CacheStore cache_redis_store = {
+	.id = CACHE_BACKEND_REDIS,
 	.name = "redis",
 	.get = redis_get,
 	.get_many = redis_get_many,

@@ -1365,6 +1365,7 @@ shmem_generation(void)
 }
 
 const CacheStore cache_shmem_store = {
+	.id = CACHE_BACKEND_SHMEM,
 	.name = "shmem",
 	.get = shmem_get,
 	.get_many = shmem_get_many,

@@ -1,0 +1,282 @@
+/*-------------------------------------------------------------------------
+ *
+ * coherence_ring.c
+ *		The shared ring of committed invalidations: each committing
+ *		transaction publishes its invalidations here with increasing
+ *		sequence numbers, and sets are checked against it (leases, I4, and
+ *		snapshots, I5, in coherence.c, where the protocol is described).
+ *
+ * The ring keeps the last RING_SLOTS invalidations of the server; a check
+ * that needs an older one answers "covered" (when in doubt, refuse).
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "access/transam.h"
+#include "access/xact.h"
+#include "coherence_ring.h"
+#include "common/hashfn.h"
+#include "miscadmin.h"
+#include "port/atomics.h"
+#include "storage/lwlock.h"
+#include "storage/shmem.h"
+#include "utils/snapmgr.h"
+
+#define RING_SLOTS			4096
+#define RING_TEXT			200
+/* a commit with more invalidations publishes one "whole namespace" slot */
+#define MAX_SLOTS_PER_COMMIT 256
+
+typedef struct RingSlot
+{
+	uint64		seq;
+	uint64		completions;	/* xactCompletionCount at publish (I5) */
+	Oid			dbid;
+	uint8		store;			/* CacheBackend */
+	uint8		kind;			/* CacheOpKind */
+	uint16		len;
+	uint32		keyhash;		/* CACHE_OP_KEY */
+	TransactionId xid;			/* the committing transaction, if it had one */
+	char		text[RING_TEXT];
+} RingSlot;
+
+typedef struct Ring
+{
+	LWLock		lock;
+	pg_atomic_uint64 last_seq;	/* newest published; readable unlocked */
+	RingSlot	slots[RING_SLOTS];
+} Ring;
+
+static Ring *ring = NULL;
+
+bool
+cache_ring_available(void)
+{
+	return ring != NULL;
+}
+
+Size
+cache_coherence_shmem_size(void)
+{
+	return sizeof(Ring);
+}
+
+void
+cache_coherence_shmem_init(void)
+{
+	bool		found;
+
+	ring = ShmemInitStruct("cache_ext invalidation ring", sizeof(Ring), &found);
+	if (!found)
+	{
+		LWLockInitialize(&ring->lock, LWLockNewTrancheId());
+		pg_atomic_init_u64(&ring->last_seq, 0);
+		memset(ring->slots, 0, sizeof(ring->slots));
+	}
+	LWLockRegisterTranche(ring->lock.tranche, "cache_ext_ring");
+}
+
+uint64
+cache_ring_seq(void)
+{
+	return ring ? pg_atomic_read_u64(&ring->last_seq) : 0;
+}
+
+static uint32
+text_hash(const char *s, int len)
+{
+	return hash_bytes((const unsigned char *) s, len);
+}
+
+static bool
+slot_covers(RingSlot *slot, CacheBackend store, const char *key, int keylen,
+			uint32 keyhash)
+{
+	if (slot->store != store)
+		return false;
+	/* Redis keys are shared by every database; shared-memory keys are not */
+	if (store == CACHE_BACKEND_SHMEM && slot->dbid != MyDatabaseId)
+		return false;
+	switch ((CacheOpKind) slot->kind)
+	{
+		case CACHE_OP_KEY:
+			/* long keys are compared by hash: a collision only refuses a set */
+			if (slot->len != Min(keylen, RING_TEXT) || slot->keyhash != keyhash)
+				return false;
+			return keylen > RING_TEXT || memcmp(slot->text, key, keylen) == 0;
+		case CACHE_OP_PREFIX:
+			/* a long prefix was truncated, which only widens it */
+			return keylen >= slot->len && memcmp(slot->text, key, slot->len) == 0;
+		case CACHE_OP_PATTERN:
+			return cache_glob_match(slot->text, slot->len, key, keylen);
+		case CACHE_OP_ALL:
+			return true;
+		case CACHE_OP_SET:
+		case CACHE_OP_SKIP:
+			break;
+	}
+	return false;
+}
+
+/*
+ * Leases (I4 in coherence.c): did another transaction commit an invalidation covering this key
+ * after sequence number "since"?  Slots in [skip_lo, skip_hi] are the
+ * caller's own commit, which never refuses its own sets.
+ */
+bool
+cache_ring_covers(CacheBackend store, uint64 since, const char *key, int keylen,
+			uint64 skip_lo, uint64 skip_hi)
+{
+	uint32		keyhash;
+	uint64		last;
+	bool		covered = false;
+
+	if (ring == NULL || since >= cache_ring_seq())
+		return false;
+	keyhash = text_hash(key, Min(keylen, RING_TEXT));
+	LWLockAcquire(&ring->lock, LW_SHARED);
+	last = pg_atomic_read_u64(&ring->last_seq);
+	if (last - since > RING_SLOTS)
+		covered = true;			/* forgotten: assume the worst */
+	for (uint64 s = since + 1; s <= last && !covered; s++)
+	{
+		RingSlot   *slot = &ring->slots[s % RING_SLOTS];
+
+		if (s >= skip_lo && s <= skip_hi)
+			continue;
+		covered = slot_covers(slot, store, key, keylen, keyhash);
+	}
+	LWLockRelease(&ring->lock);
+	return covered;
+}
+
+/*
+ * Snapshots (I5 in coherence.c): the snapshot a value being set was computed from, if any: the
+ * transaction's in REPEATABLE READ and SERIALIZABLE, else the statement's.
+ */
+static Snapshot
+value_snapshot(void)
+{
+	if (IsolationUsesXactSnapshot())
+		return FirstSnapshotSet ? GetTransactionSnapshot() : NULL;
+	return ActiveSnapshotSet() ? GetActiveSnapshot() : NULL;
+}
+
+/*
+ * Does the ring hold a covering invalidation of a transaction that the
+ * value's snapshot does not see?  Slots are scanned from the newest back
+ * to the first one published before the snapshot was taken (its
+ * completion count is not above the snapshot's): that transaction and all
+ * older ones had completed, so the snapshot sees them.
+ */
+bool
+cache_ring_snapshot_missed(CacheBackend store, const char *key, int keylen)
+{
+	Snapshot	snap;
+	uint32		keyhash;
+	uint64		last;
+	uint64		s;
+	bool		covered = false;
+	bool		reached_start = false;
+
+	if (ring == NULL || cache_ring_seq() == 0 || (snap = value_snapshot()) == NULL)
+		return false;
+	keyhash = text_hash(key, Min(keylen, RING_TEXT));
+	LWLockAcquire(&ring->lock, LW_SHARED);
+	last = pg_atomic_read_u64(&ring->last_seq);
+	for (s = last;; s--)
+	{
+		RingSlot   *slot;
+
+		if (s == 0 || last - s >= RING_SLOTS)
+		{
+			/* nothing older is kept: doubt if something was forgotten */
+			reached_start = (s != 0);
+			break;
+		}
+		slot = &ring->slots[s % RING_SLOTS];
+		if (snap->snapXactCompletionCount != 0 &&
+			slot->completions <= snap->snapXactCompletionCount)
+			break;
+		if (TransactionIdIsValid(slot->xid) &&
+			slot_covers(slot, store, key, keylen, keyhash) &&
+			XidInMVCCSnapshot(slot->xid, snap))
+		{
+			covered = true;
+			break;
+		}
+	}
+	LWLockRelease(&ring->lock);
+	return covered || reached_start;
+}
+
+/* ---- publishing ---- */
+
+static void
+fill_slot(RingSlot *slot, uint64 seq, uint64 completions, CacheOpKind kind,
+		  CacheBackend store, const char *text, int len)
+{
+	/* a pattern too long to keep is widened to the whole namespace */
+	if (kind == CACHE_OP_PATTERN && len > RING_TEXT)
+		kind = CACHE_OP_ALL;
+	slot->seq = seq;
+	slot->completions = completions;
+	slot->xid = GetTopTransactionIdIfAny();
+	slot->dbid = MyDatabaseId;
+	slot->store = store;
+	slot->kind = kind;
+	slot->len = Min(len, RING_TEXT);
+	memcpy(slot->text, text, slot->len);
+	slot->keyhash = text_hash(text, slot->len);
+}
+
+/*
+ * A commit with very many invalidations (a large UPDATE under a key
+ * template) publishes one "whole namespace" slot per store instead of
+ * flooding the ring: that only refuses more sets.  The completion count is
+ * read under the ring's lock, so that it grows with the sequence number,
+ * as cache_ring_snapshot_missed() relies on.
+ */
+void
+cache_ring_publish(int n, const CacheRingItem *items, uint64 *lo, uint64 *hi)
+{
+	bool		stores[CACHE_NUM_STORES] = {false, false};
+	uint64		completions;
+	uint64		last;
+
+	*lo = 1;
+	*hi = 0;
+	if (ring == NULL || n == 0)
+		return;
+	for (int i = 0; i < n; i++)
+		stores[items[i].store] = true;
+
+	LWLockAcquire(&ring->lock, LW_EXCLUSIVE);
+	completions = ShmemVariableCache->xactCompletionCount;
+	*lo = pg_atomic_read_u64(&ring->last_seq) + 1;
+	last = *lo - 1;
+	if (n > MAX_SLOTS_PER_COMMIT)
+	{
+		for (int st = 0; st < CACHE_NUM_STORES; st++)
+			if (stores[st])
+			{
+				last++;
+				fill_slot(&ring->slots[last % RING_SLOTS], last, completions,
+						  CACHE_OP_ALL, st, "", 0);
+			}
+	}
+	else
+	{
+		for (int i = 0; i < n; i++)
+		{
+			last++;
+			fill_slot(&ring->slots[last % RING_SLOTS], last, completions,
+					  items[i].kind, items[i].store, items[i].text,
+					  items[i].len);
+		}
+	}
+	pg_atomic_write_u64(&ring->last_seq, last);
+	*hi = last;
+	LWLockRelease(&ring->lock);
+}
