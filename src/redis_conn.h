@@ -1,0 +1,41 @@
+/*-------------------------------------------------------------------------
+ *
+ * redis_conn.h
+ *		Round trips on this process's Redis connection (redis_conn.c).
+ *
+ *-------------------------------------------------------------------------
+ */
+#ifndef REDIS_CONN_H
+#define REDIS_CONN_H
+
+#include <hiredis/hiredis.h>
+
+/* One command of a pipeline; every argument is binary-safe. */
+typedef struct RedisCmd
+{
+	int			argc;
+	const char **argv;
+	const size_t *argvlen;
+} RedisCmd;
+
+/*
+ * Sends "ncmds" commands in one write and reads their replies: one round
+ * trip, bounded by cache_ext.redis_command_timeout (and cache_redis_deadline).
+ * True if every reply arrived and none is a Redis error; replies[] then
+ * hold them, to be released with redis_free_replies().  Otherwise the
+ * failure has been reported through cache_store_failure(), which may raise
+ * an ERROR, and the result is false.
+ */
+extern bool redis_run(const char *what, int ncmds, const RedisCmd *cmds,
+					  redisReply **replies);
+
+/* redis_run() for a single command: its reply, or NULL after a failure */
+extern redisReply *redis_command(const char *what, int argc, const char **argv,
+								 const size_t *argvlen);
+
+extern void redis_free_replies(int n, redisReply **replies);
+
+/* reports a reply that is not what the command answers, after freeing it */
+extern void redis_unexpected_reply(const char *what, redisReply *reply);
+
+#endif							/* REDIS_CONN_H */
