@@ -46,10 +46,11 @@
  * I5 Snapshots.  A value is computed from a snapshot: the transaction's
  *    (REPEATABLE READ, SERIALIZABLE) or the statement's (READ COMMITTED).
  *    A set is refused when the ring holds a covering invalidation of a
- *    transaction that snapshot does not see.  Each slot records the
- *    server's transaction completion count at publish, so the scan stops
- *    at the first slot published before the snapshot was taken; a ring
- *    that has forgotten slots the snapshot may not see refuses.
+ *    transaction that snapshot does not see.  Each slot records the next
+ *    XID at publish, so the scan stops at the first slot published before
+ *    any XID the snapshot could miss (its xmin); for slots the ring has
+ *    overwritten, it keeps the newest XID per hash bucket, and refuses when
+ *    one that could cover the key is not before the snapshot's xmin.
  *
  * I6 Pending sets.  Once a transaction has written (it has an XID), its
  *    sets join its operations and are applied after its own repeat, only

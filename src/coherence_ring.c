@@ -31,7 +31,7 @@
 typedef struct RingSlot
 {
 	uint64		seq;
-	uint64		completions;	/* xactCompletionCount at publish (I5) */
+	TransactionId next_xid;		/* the next XID when it was published (I5) */
 	Oid			dbid;
 	uint8		store;			/* CacheBackend */
 	uint8		kind;			/* CacheOpKind */
@@ -41,10 +41,31 @@ typedef struct RingSlot
 	char		text[RING_TEXT];
 } RingSlot;
 
+/*
+ * What the ring forgot, for the snapshot check: the newest XID of the
+ * transactions whose slots were overwritten, per hash bucket of their key
+ * (KEY slots), per length and hash bucket of their prefix (PREFIX slots, a
+ * prefix longer than PREFIX_CLASSES counting as its first PREFIX_CLASSES
+ * bytes, which only widens it), and one for the rest (patterns, flushes).
+ * A snapshot whose xmin follows all that could cover a key saw all of it.
+ */
+#define FORGOT_KEY_BUCKETS	4096
+#define PREFIX_CLASSES		64
+#define PREFIX_BUCKETS		64
+
+typedef struct RingForgotten
+{
+	TransactionId key[FORGOT_KEY_BUCKETS];
+	TransactionId prefix[PREFIX_CLASSES + 1][PREFIX_BUCKETS];
+	bool		prefix_class_used[PREFIX_CLASSES + 1];
+	TransactionId other;
+} RingForgotten;
+
 typedef struct Ring
 {
 	LWLock		lock;
 	pg_atomic_uint64 last_seq;	/* newest published; readable unlocked */
+	RingForgotten forgotten;	/* under lock */
 	RingSlot	slots[RING_SLOTS];
 } Ring;
 
@@ -73,6 +94,8 @@ cache_coherence_shmem_init(void)
 		LWLockInitialize(&ring->lock, LWLockNewTrancheId());
 		pg_atomic_init_u64(&ring->last_seq, 0);
 		memset(ring->slots, 0, sizeof(ring->slots));
+		/* InvalidTransactionId is 0: nothing forgotten yet */
+		memset(&ring->forgotten, 0, sizeof(ring->forgotten));
 	}
 	LWLockRegisterTranche(ring->lock.tranche, "cache_ext_ring");
 }
@@ -163,12 +186,75 @@ value_snapshot(void)
 	return ActiveSnapshotSet() ? GetActiveSnapshot() : NULL;
 }
 
+/* newer of two XIDs, the invalid one counting as oldest */
+static inline void
+keep_newer(TransactionId *kept, TransactionId xid)
+{
+	if (!TransactionIdIsValid(*kept) || TransactionIdFollows(xid, *kept))
+		*kept = xid;
+}
+
+static inline bool
+not_before(TransactionId kept, TransactionId xmin)
+{
+	return TransactionIdIsValid(kept) && TransactionIdFollowsOrEquals(kept, xmin);
+}
+
+/* A slot is about to be overwritten: remember it in ring->forgotten. */
+static void
+forget_slot(RingSlot *slot)
+{
+	RingForgotten *f = &ring->forgotten;
+
+	if (!TransactionIdIsValid(slot->xid))
+		return;					/* not a write: snapshots do not matter */
+	switch ((CacheOpKind) slot->kind)
+	{
+		case CACHE_OP_KEY:
+			keep_newer(&f->key[slot->keyhash % FORGOT_KEY_BUCKETS], slot->xid);
+			break;
+		case CACHE_OP_PREFIX:
+			{
+				int			c = Min(slot->len, PREFIX_CLASSES);
+
+				keep_newer(&f->prefix[c][text_hash(slot->text, c) % PREFIX_BUCKETS],
+						   slot->xid);
+				f->prefix_class_used[c] = true;
+				break;
+			}
+		default:
+			keep_newer(&f->other, slot->xid);
+			break;
+	}
+}
+
+/*
+ * Could a forgotten slot that covers this key come from a transaction
+ * that a snapshot with this xmin does not see?
+ */
+static bool
+forgotten_covers(const char *key, int keylen, uint32 keyhash,
+				 TransactionId xmin)
+{
+	RingForgotten *f = &ring->forgotten;
+
+	if (not_before(f->other, xmin) ||
+		not_before(f->key[keyhash % FORGOT_KEY_BUCKETS], xmin))
+		return true;
+	for (int c = 0; c <= Min(keylen, PREFIX_CLASSES); c++)
+		if (f->prefix_class_used[c] &&
+			not_before(f->prefix[c][text_hash(key, c) % PREFIX_BUCKETS], xmin))
+			return true;
+	return false;
+}
+
 /*
  * Does the ring hold a covering invalidation of a transaction that the
  * value's snapshot does not see?  Slots are scanned from the newest back
- * to the first one published before the snapshot was taken (its
- * completion count is not above the snapshot's): that transaction and all
- * older ones had completed, so the snapshot sees them.
+ * to the first one published when the next XID was not above the
+ * snapshot's xmin: that transaction, and every older one, had completed
+ * when the snapshot was taken, so the snapshot sees them.  Past the oldest
+ * slot kept, what the ring forgot decides (when in doubt, refuse).
  */
 bool
 cache_ring_snapshot_missed(CacheBackend store, const char *key, int keylen)
@@ -178,50 +264,45 @@ cache_ring_snapshot_missed(CacheBackend store, const char *key, int keylen)
 	uint64		last;
 	uint64		s;
 	bool		covered = false;
-	bool		reached_start = false;
 
 	if (ring == NULL || cache_ring_seq() == 0 || (snap = value_snapshot()) == NULL)
 		return false;
 	keyhash = text_hash(key, Min(keylen, RING_TEXT));
 	LWLockAcquire(&ring->lock, LW_SHARED);
 	last = pg_atomic_read_u64(&ring->last_seq);
-	for (s = last;; s--)
+	for (s = last; s > 0 && !covered; s--)
 	{
 		RingSlot   *slot;
 
-		if (s == 0 || last - s >= RING_SLOTS)
+		if (last - s >= RING_SLOTS)
 		{
-			/* nothing older is kept: doubt if something was forgotten */
-			reached_start = (s != 0);
+			covered = forgotten_covers(key, keylen, keyhash, snap->xmin);
 			break;
 		}
 		slot = &ring->slots[s % RING_SLOTS];
-		if (snap->snapXactCompletionCount != 0 &&
-			slot->completions <= snap->snapXactCompletionCount)
+		if (TransactionIdPrecedesOrEquals(slot->next_xid, snap->xmin))
 			break;
-		if (TransactionIdIsValid(slot->xid) &&
+		covered = TransactionIdIsValid(slot->xid) &&
 			slot_covers(slot, store, key, keylen, keyhash) &&
-			XidInMVCCSnapshot(slot->xid, snap))
-		{
-			covered = true;
-			break;
-		}
+			XidInMVCCSnapshot(slot->xid, snap);
 	}
 	LWLockRelease(&ring->lock);
-	return covered || reached_start;
+	return covered;
 }
 
 /* ---- publishing ---- */
 
 static void
-fill_slot(RingSlot *slot, uint64 seq, uint64 completions, CacheOpKind kind,
+fill_slot(RingSlot *slot, uint64 seq, TransactionId next_xid, CacheOpKind kind,
 		  CacheBackend store, const char *text, int len)
 {
 	/* a pattern too long to keep is widened to the whole namespace */
 	if (kind == CACHE_OP_PATTERN && len > RING_TEXT)
 		kind = CACHE_OP_ALL;
 	slot->seq = seq;
-	slot->completions = completions;
+	if (seq > RING_SLOTS)
+		forget_slot(slot);
+	slot->next_xid = next_xid;
 	slot->xid = GetTopTransactionIdIfAny();
 	slot->dbid = MyDatabaseId;
 	slot->store = store;
@@ -234,15 +315,15 @@ fill_slot(RingSlot *slot, uint64 seq, uint64 completions, CacheOpKind kind,
 /*
  * A commit with very many invalidations (a large UPDATE under a key
  * template) publishes one "whole namespace" slot per store instead of
- * flooding the ring: that only refuses more sets.  The completion count is
- * read under the ring's lock, so that it grows with the sequence number,
- * as cache_ring_snapshot_missed() relies on.
+ * flooding the ring: that only refuses more sets.  The next XID is read
+ * under the ring's lock, so that it grows with the sequence number, as
+ * cache_ring_snapshot_missed() relies on.
  */
 void
 cache_ring_publish(int n, const CacheRingItem *items, uint64 *lo, uint64 *hi)
 {
 	bool		stores[CACHE_NUM_STORES] = {false, false};
-	uint64		completions;
+	TransactionId next_xid;
 	uint64		last;
 
 	*lo = 1;
@@ -253,7 +334,7 @@ cache_ring_publish(int n, const CacheRingItem *items, uint64 *lo, uint64 *hi)
 		stores[items[i].store] = true;
 
 	LWLockAcquire(&ring->lock, LW_EXCLUSIVE);
-	completions = ShmemVariableCache->xactCompletionCount;
+	next_xid = ReadNextTransactionId();
 	*lo = pg_atomic_read_u64(&ring->last_seq) + 1;
 	last = *lo - 1;
 	if (n > MAX_SLOTS_PER_COMMIT)
@@ -262,7 +343,7 @@ cache_ring_publish(int n, const CacheRingItem *items, uint64 *lo, uint64 *hi)
 			if (stores[st])
 			{
 				last++;
-				fill_slot(&ring->slots[last % RING_SLOTS], last, completions,
+				fill_slot(&ring->slots[last % RING_SLOTS], last, next_xid,
 						  CACHE_OP_ALL, st, "", 0);
 			}
 	}
@@ -271,7 +352,7 @@ cache_ring_publish(int n, const CacheRingItem *items, uint64 *lo, uint64 *hi)
 		for (int i = 0; i < n; i++)
 		{
 			last++;
-			fill_slot(&ring->slots[last % RING_SLOTS], last, completions,
+			fill_slot(&ring->slots[last % RING_SLOTS], last, next_xid,
 					  items[i].kind, items[i].store, items[i].text,
 					  items[i].len);
 		}
