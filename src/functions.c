@@ -14,9 +14,15 @@
 #include "catalog/pg_type.h"
 #include "fmgr.h"
 #include "funcapi.h"
+#include "miscadmin.h"
+#include "nodes/pg_list.h"
+#include "nodes/value.h"
+#include "parser/parse_func.h"
+#include "utils/acl.h"
 #include "utils/array.h"
 #include "utils/builtins.h"
 #include "utils/jsonb.h"
+#include "utils/lsyscache.h"
 
 PG_FUNCTION_INFO_V1(sql_cache_get);
 PG_FUNCTION_INFO_V1(sql_cache_get_many);
@@ -72,6 +78,29 @@ ttl_arg(FunctionCallInfo fcinfo, int argno)
 		(len) = VARSIZE_ANY_EXHDR(t_); \
 		check_key((name), (len)); \
 	} while (0)
+
+/*
+ * What may empty a whole namespace needs what cache_flush() needs: EXECUTE
+ * on it, which is not granted to PUBLIC.  It is looked up in the schema of
+ * the function being called, so that it is the extension's own.
+ */
+static void
+check_may_flush(FunctionCallInfo fcinfo, const char *doing)
+{
+	static Oid	flush_oid = InvalidOid;
+	Oid			nsp = get_func_namespace(fcinfo->flinfo->fn_oid);
+
+	if (!OidIsValid(flush_oid) || get_func_namespace(flush_oid) != nsp)
+		flush_oid = LookupFuncName(list_make2(makeString(get_namespace_name(nsp)),
+											  makeString("cache_flush")),
+								   0, NULL, false);
+	if (pg_proc_aclcheck(flush_oid, GetUserId(), ACL_EXECUTE) != ACLCHECK_OK)
+		ereport(ERROR,
+				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+				 errmsg("permission denied to %s", doing),
+				 errdetail("It can empty the whole namespace, which needs the privilege to execute cache_flush()."),
+				 errhint("Start the pattern with a literal part, or have a superuser grant EXECUTE on cache_flush().")));
+}
 
 /* ---- functions ---- */
 
@@ -211,6 +240,8 @@ sql_cache_invalidate_pattern(PG_FUNCTION_ARGS)
 				(errcode(ERRCODE_INVALID_REGULAR_EXPRESSION),
 				 errmsg("pattern \"%.*s\" is not a valid glob pattern", len, pattern),
 				 errdetail("A \"[\" needs a closing \"]\" and a \"\\\" needs a character after it.")));
+	if (pattern[0] == '*' || pattern[0] == '?' || pattern[0] == '[')
+		check_may_flush(fcinfo, "invalidate a pattern that starts with a wildcard");
 	PG_RETURN_INT64(cache_invalidate_pattern(cache_current_store(), pattern, len));
 }
 

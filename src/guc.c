@@ -39,13 +39,19 @@ static const struct config_enum_entry on_error_options[] = {
 void
 cache_define_gucs(void)
 {
+	/*
+	 * Choosing Redis is a privilege: Redis holds the application's own keys
+	 * (sessions, tokens) under the server's credentials.  PGC_SUSET lets a
+	 * superuser grant it the PostgreSQL 15 way (GRANT SET ON PARAMETER
+	 * cache_ext.backend TO role) or set it with ALTER DATABASE/ROLE.
+	 */
 	DefineCustomEnumVariable("cache_ext.backend",
-							 "Where cached values live: shmem or redis.",
+							 "Where this session's values live: shmem or redis.",
 							 NULL,
 							 &cache_backend,
 							 CACHE_BACKEND_SHMEM,
 							 backend_options,
-							 PGC_USERSET,
+							 PGC_SUSET,
 							 0,
 							 NULL, NULL, NULL);
 

@@ -393,6 +393,20 @@ cache_redis_check_url(char **newval, void **extra, GucSource source)
 	}
 	keep_current_password(u, &cursor);
 
+	/*
+	 * ALTER DATABASE/ROLE ... SET keeps the value verbatim in
+	 * pg_db_role_setting, which every role can read (\drds): a password
+	 * must not go there.  (Values already there are still honoured.)
+	 */
+	if (source == PGC_S_TEST && u->password != NULL)
+	{
+		free(u);
+		GUC_check_errmsg("a Redis password cannot be stored with ALTER DATABASE or ALTER ROLE");
+		GUC_check_errdetail("Such settings are stored verbatim in pg_db_role_setting, which every role can read.");
+		GUC_check_errhint("Set cache_ext.redis_url with ALTER SYSTEM or in postgresql.conf, which only the server reads, or use a Redis ACL user.");
+		return false;
+	}
+
 	if (u->masked != u->raw)
 	{
 		masked = strdup(u->masked);

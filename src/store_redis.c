@@ -24,6 +24,7 @@
 
 #include "cache_ext.h"
 #include "lib/stringinfo.h"
+#include "mb/pg_wchar.h"
 #include "miscadmin.h"
 #include "redis_conn.h"
 #include "utils/builtins.h"
@@ -67,14 +68,20 @@ redis_key(const char *key, int keylen, size_t *len)
 }
 
 /*
- * A palloc'd copy of a string reply.  On out-of-memory the reply (the whole
- * reply it belongs to: "owner") is freed before the ERROR, so nothing leaks.
+ * A string reply as text, or NULL when it is not valid text in the
+ * database encoding (another client wrote bytes, or a NUL, that PostgreSQL
+ * cannot hold as text): the caller reports that after freeing the reply,
+ * as bad_value(), and the key reads as absent.
  */
 static text *
 reply_text(const redisReply *reply, redisReply *owner)
 {
-	text	   *t = palloc_extended(VARHDRSZ + reply->len, MCXT_ALLOC_NO_OOM);
+	text	   *t;
 
+	if (memchr(reply->str, '\0', reply->len) != NULL ||
+		!pg_verifymbstr(reply->str, reply->len, true))
+		return NULL;
+	t = palloc_extended(VARHDRSZ + reply->len, MCXT_ALLOC_NO_OOM);
 	if (t == NULL)
 	{
 		freeReplyObject(owner);
@@ -87,6 +94,21 @@ reply_text(const redisReply *reply, redisReply *owner)
 	SET_VARSIZE(t, VARHDRSZ + reply->len);
 	memcpy(VARDATA(t), reply->str, reply->len);
 	return t;
+}
+
+/* Reports values that reply_text() refused; they read as misses. */
+static void
+bad_value(int n)
+{
+	const char *detail;
+
+	if (n == 1)
+		detail = psprintf("A value in Redis is not valid text in encoding \"%s\".",
+						  GetDatabaseEncodingName());
+	else
+		detail = psprintf("%d values in Redis are not valid text in encoding \"%s\".",
+						  n, GetDatabaseEncodingName());
+	cache_store_failure(CACHE_BACKEND_REDIS, WHAT_GET, detail);
 }
 
 /* A one-key command (GET, UNLINK, TTL); its reply or NULL after a failure. */
@@ -130,7 +152,15 @@ redis_get(const char *key, int keylen)
 	if (reply == NULL)
 		return NULL;
 	if (reply->type == REDIS_REPLY_STRING)
+	{
 		value = reply_text(reply, reply);
+		if (value == NULL)
+		{
+			freeReplyObject(reply);
+			bad_value(1);
+			return NULL;
+		}
+	}
 	else if (reply->type != REDIS_REPLY_NIL)
 	{
 		redis_unexpected_reply(WHAT_GET, reply);
@@ -148,6 +178,7 @@ redis_get_many(int nkeys, const char *const *keys, const int *keylens,
 	const char **argv = palloc((nkeys + 1) * sizeof(char *));
 	size_t	   *argvlen = palloc((nkeys + 1) * sizeof(size_t));
 	redisReply *reply;
+	int			nbad = 0;
 
 	memset(values, 0, nkeys * sizeof(text *));
 	argv[0] = "MGET";
@@ -167,9 +198,12 @@ redis_get_many(int nkeys, const char *const *keys, const int *keylens,
 		return;
 	}
 	for (int i = 0; i < nkeys; i++)
-		if (reply->element[i]->type == REDIS_REPLY_STRING)
-			values[i] = reply_text(reply->element[i], reply);
+		if (reply->element[i]->type == REDIS_REPLY_STRING &&
+			(values[i] = reply_text(reply->element[i], reply)) == NULL)
+			nbad++;
 	freeReplyObject(reply);
+	if (nbad > 0)
+		bad_value(nbad);
 }
 
 /* SET key value EX ttl, or a plain SET for a value that never expires. */
