@@ -1,7 +1,9 @@
 --
 -- triggers: cache_attach() / cache_detach() and the cache_invalidate()
--- trigger (prefixes per statement, key templates per row, TRUNCATE), and
--- write-through with cache_attach_write_through() / cache_write_through().
+-- trigger (prefixes per statement, key templates per row, TRUNCATE, every
+-- target at every level), write-through with cache_attach_write_through()
+-- / cache_write_through(), session_replication_role = replica, and schema
+-- changes that would break a key template.  Partitions: partitions.sql.
 --
 SET client_min_messages = warning;
 CREATE EXTENSION IF NOT EXISTS cache_ext;
@@ -31,16 +33,25 @@ LANGUAGE sql AS $$
     SELECT coalesce(string_agg(k, ' ' ORDER BY k COLLATE "C"), '(none)')
     FROM unnest(keys) AS k WHERE cache_ttl(k) IS NOT NULL
 $$;
+-- triggers(tbl): the table's triggers, when they fire (tgenabled: A =
+-- always, R = only with session_replication_role = replica) and their
+-- definitions
+CREATE FUNCTION pg_temp.triggers(tbl regclass)
+RETURNS TABLE (tgname name, fires "char", def text)
+LANGUAGE sql AS $$
+    SELECT tgname, tgenabled, pg_get_triggerdef(oid) FROM pg_trigger
+    WHERE tgrelid = tbl AND NOT tgisinternal ORDER BY 1
+$$;
 
 CREATE TABLE users (user_id int PRIMARY KEY, name text, org_id int);
 
 ----------------------------------------------------------------------
--- cache_attach with no targets: the prefix "users:", per statement
+-- cache_attach with no targets: the prefix "users:", per statement (and
+-- per row for a logical-replication apply worker, which fires row triggers
+-- only), and on TRUNCATE
 ----------------------------------------------------------------------
 SELECT cache_attach('users');
-SELECT tgname FROM pg_trigger WHERE tgrelid = 'users'::regclass AND NOT tgisinternal ORDER BY 1;
-SELECT pg_get_triggerdef(oid) FROM pg_trigger
-WHERE tgrelid = 'users'::regclass AND NOT tgisinternal;
+SELECT * FROM pg_temp.triggers('users');
 
 SELECT pg_temp.seed('users:1', 'users:all', 'usersX', 'orders:x');
 INSERT INTO users VALUES (1, 'ann', 10), (2, 'bob', 10), (3, 'cy', NULL);
@@ -70,9 +81,7 @@ SELECT pg_temp.present('users:1', 'users:all', 'usersX', 'orders:x');
 INSERT INTO users VALUES (3, 'cy', NULL);
 SELECT cache_attach('users', 'users:all', 'users:by_id:{user_id}',
                     'org:{org_id}:user:{user_id}', 'users:by_name:{name}');
-SELECT tgname FROM pg_trigger WHERE tgrelid = 'users'::regclass AND NOT tgisinternal ORDER BY 1;
-SELECT tgname, pg_get_triggerdef(oid) FROM pg_trigger
-WHERE tgrelid = 'users'::regclass AND NOT tgisinternal ORDER BY 1;
+SELECT * FROM pg_temp.triggers('users');
 
 -- UPDATE of row 1: its keys and the prefix go, row 2's keys stay
 SELECT pg_temp.seed('users:all', 'users:by_id:1', 'users:by_id:2',
@@ -153,31 +162,29 @@ SELECT pg_temp.present('users:all', 'users:by_id:1', 'users:by_id:99',
                        'org:10:user:1', 'org:', 'users:by_name:anyone',
                        'users:other', 'orders:x');
 
--- with templates only, the statement trigger is for TRUNCATE alone
+-- with templates only, there is no statement trigger: a statement trigger
+-- would invalidate the whole "users:by_id:" namespace
 SELECT cache_attach('users', 'users:by_id:{user_id}');
-SELECT tgname, pg_get_triggerdef(oid) FROM pg_trigger
-WHERE tgrelid = 'users'::regclass AND NOT tgisinternal ORDER BY 1;
+SELECT * FROM pg_temp.triggers('users');
 SELECT pg_temp.seed('users:by_id:7', 'users:by_id:8', 'users:all');
 INSERT INTO users VALUES (7, 'gus', 10);
 SELECT pg_temp.present('users:by_id:7', 'users:by_id:8', 'users:all');
 
--- with prefixes only, there is no row trigger
+-- with prefixes only, there is no row trigger but for replication
 SELECT cache_attach('users', 'users:', 'teams:');
-SELECT tgname FROM pg_trigger WHERE tgrelid = 'users'::regclass AND NOT tgisinternal ORDER BY 1;
+SELECT * FROM pg_temp.triggers('users');
 SELECT pg_temp.seed('users:by_id:7', 'teams:1', 'orders:x');
 DELETE FROM users WHERE user_id = 7;
 SELECT pg_temp.present('users:by_id:7', 'teams:1', 'orders:x');
 
 -- an empty VARIADIC array means the default target, like no targets
 SELECT cache_attach('users', VARIADIC '{}'::text[]);
-SELECT tgname, pg_get_triggerdef(oid) FROM pg_trigger
-WHERE tgrelid = 'users'::regclass AND NOT tgisinternal ORDER BY 1;
+SELECT * FROM pg_temp.triggers('users');
 
 -- targets are quoted as they must be; names in templates match exactly
 CREATE TABLE "Odd Table" ("Id" int, "it's" text);
 SELECT cache_attach('"Odd Table"', 'odd:{Id}:{it''s}', E'back\\slash:');
-SELECT pg_get_triggerdef(oid) FROM pg_trigger
-WHERE tgrelid = '"Odd Table"'::regclass AND tgname = 'cache_invalidate_row';
+SELECT * FROM pg_temp.triggers('"Odd Table"');
 SELECT pg_temp.seed('odd:1:o''k', E'back\\slash:1', 'Odd Table:1');
 INSERT INTO "Odd Table" VALUES (1, 'o''k');
 SELECT pg_temp.present('odd:1:o''k', E'back\\slash:1', 'Odd Table:1');
@@ -201,8 +208,7 @@ SELECT pg_temp.err($$SELECT cache_attach('users', repeat('u', 1025))$$);
 SELECT pg_temp.err($$SELECT cache_attach('no_such_table')$$);
 CREATE VIEW users_view AS SELECT * FROM users;
 SELECT pg_temp.err($$SELECT cache_attach('users_view')$$);
-SELECT tgname, pg_get_triggerdef(oid) FROM pg_trigger
-WHERE tgrelid = 'users'::regclass AND NOT tgisinternal ORDER BY 1;
+SELECT * FROM pg_temp.triggers('users');
 -- a NULL table or target does nothing
 SELECT cache_attach(NULL) IS NULL AS attach_null;
 SELECT cache_attach('users', 'other:', NULL) IS NULL AS attach_null_target;
@@ -225,12 +231,33 @@ CREATE TRIGGER t AFTER INSERT ON hand
     FOR EACH STATEMENT EXECUTE FUNCTION cache_invalidate();
 SELECT pg_temp.err($$INSERT INTO hand VALUES (1, 'a')$$);
 DROP TRIGGER t ON hand;
--- a prefix is applied per statement: a row trigger of prefixes only would
--- never invalidate anything
+-- every target at every level: a row trigger invalidates its prefixes
+-- (once per statement), a statement trigger its templates up to their
+-- first placeholder
 CREATE TRIGGER t AFTER INSERT ON hand
     FOR EACH ROW EXECUTE FUNCTION cache_invalidate('hand:');
-SELECT pg_temp.err($$INSERT INTO hand VALUES (1, 'a')$$);
+SELECT pg_temp.seed('hand:1', 'hand:2', 'other:1');
+SELECT pg_temp.err($$INSERT INTO hand VALUES (1, 'a'), (2, 'b')$$);
+SELECT pg_temp.present('hand:1', 'hand:2', 'other:1');
 DROP TRIGGER t ON hand;
+CREATE TRIGGER t AFTER INSERT ON hand
+    FOR EACH STATEMENT EXECUTE FUNCTION cache_invalidate('hand:by_id:{id}');
+SELECT pg_temp.seed('hand:by_id:1', 'hand:by_id:99', 'hand:other');
+INSERT INTO hand VALUES (3, 'c');
+SELECT pg_temp.present('hand:by_id:1', 'hand:by_id:99', 'hand:other');
+-- even when no row was written (a statement trigger cannot tell)
+SELECT pg_temp.seed('hand:by_id:1');
+INSERT INTO hand SELECT 4, 'd' WHERE false;
+SELECT pg_temp.present('hand:by_id:1');
+DROP TRIGGER t ON hand;
+-- one row trigger with both kinds
+CREATE TRIGGER t AFTER UPDATE ON hand
+    FOR EACH ROW EXECUTE FUNCTION cache_invalidate('hand:list', 'hand:by_id:{id}');
+SELECT pg_temp.seed('hand:list', 'hand:list:2', 'hand:by_id:1', 'hand:by_id:2', 'hand:by_id:3');
+UPDATE hand SET v = v WHERE id IN (1, 2);
+SELECT pg_temp.present('hand:list', 'hand:list:2', 'hand:by_id:1', 'hand:by_id:2', 'hand:by_id:3');
+DROP TRIGGER t ON hand;
+DELETE FROM hand;
 CREATE TRIGGER t BEFORE INSERT ON hand
     FOR EACH ROW EXECUTE FUNCTION cache_invalidate('hand:{id}');
 SELECT pg_temp.err($$INSERT INTO hand VALUES (1, 'a')$$);
@@ -254,12 +281,15 @@ SELECT pg_temp.present('users:all', 'users:by_id:8');
 -- detaching a table that has no cache_ext triggers is only a NOTICE
 SELECT cache_detach('users');
 
--- dropping a table drops its triggers
+-- dropping a table drops its triggers, and its rows: its targets go, as
+-- with TRUNCATE
 CREATE TABLE gone (id int);
 SELECT cache_attach('gone', 'gone:', 'gone:{id}');
 SELECT count(*) AS gone_triggers FROM pg_trigger WHERE tgrelid = 'gone'::regclass;
 SELECT 'gone'::regclass::oid AS gone_oid \gset
+SELECT pg_temp.seed('gone:1', 'gone:list', 'other:1');
 DROP TABLE gone;
+SELECT pg_temp.present('gone:1', 'gone:list', 'other:1');
 SELECT count(*) AS gone_triggers FROM pg_trigger WHERE tgrelid = :gone_oid;
 
 ----------------------------------------------------------------------
@@ -267,8 +297,7 @@ SELECT count(*) AS gone_triggers FROM pg_trigger WHERE tgrelid = :gone_oid;
 ----------------------------------------------------------------------
 CREATE TABLE products (id int PRIMARY KEY, name text, price numeric);
 SELECT cache_attach_write_through('products', 'product:{id}', 0);
-SELECT tgname, pg_get_triggerdef(oid) FROM pg_trigger
-WHERE tgrelid = 'products'::regclass AND NOT tgisinternal ORDER BY 1;
+SELECT * FROM pg_temp.triggers('products');
 
 INSERT INTO products VALUES (1, 'pen', 1.50), (2, 'ink', 7);
 SELECT cache_get('product:1') AS product_1, cache_get('product:2') AS product_2;
@@ -315,8 +344,7 @@ SELECT pg_temp.present('product:3', 'product:5');
 -- attaching again replaces; no ttl means cache_ext.default_ttl, read when
 -- the trigger fires; a NULL key column stores nothing
 SELECT cache_attach_write_through('products', 'product:by_name:{name}');
-SELECT tgname, pg_get_triggerdef(oid) FROM pg_trigger
-WHERE tgrelid = 'products'::regclass AND NOT tgisinternal ORDER BY 1;
+SELECT * FROM pg_temp.triggers('products');
 SET cache_ext.default_ttl = 1000;
 INSERT INTO products VALUES (7, 'pen', 1), (8, NULL, 2);
 RESET cache_ext.default_ttl;
@@ -391,4 +419,98 @@ SELECT tgname FROM pg_trigger WHERE tgrelid = 'products'::regclass AND NOT tgisi
 INSERT INTO products VALUES (9, 'mug', 5);
 SELECT pg_temp.present('product:by_name:mug');
 
+-- only the table's owner may copy its rows into the cache
+CREATE ROLE regress_cache_trigger_user;
+GRANT TRIGGER ON products TO regress_cache_trigger_user;
+SET ROLE regress_cache_trigger_user;
+SELECT pg_temp.err($$SELECT cache_attach_write_through('products', 'product:{id}')$$);
+RESET ROLE;
+
+----------------------------------------------------------------------
+-- session_replication_role = replica (what logical replication's apply
+-- worker runs with) skips ordinary triggers; cache_ext's fire ALWAYS
+----------------------------------------------------------------------
+SELECT cache_attach('users', 'users:', 'users:by_id:{user_id}');
+INSERT INTO users VALUES (1, 'ann', 10), (2, 'bob', 20);
+SELECT pg_temp.seed('users:list', 'users:by_id:1', 'users:by_id:2', 'orders:x');
+SET session_replication_role = replica;
+UPDATE users SET name = 'ann' WHERE user_id = 1;
+RESET session_replication_role;
+SELECT pg_temp.present('users:list', 'users:by_id:1', 'users:by_id:2', 'orders:x');
+SELECT pg_temp.seed('users:list', 'users:by_id:1', 'users:by_id:2');
+SET session_replication_role = replica;
+TRUNCATE users;
+RESET session_replication_role;
+SELECT pg_temp.present('users:list', 'users:by_id:1', 'users:by_id:2');
+-- write-through too: a replicated change must not leave the old row image
+SELECT cache_attach_write_through('products', 'product:by_name:{name}', 0);
+SET session_replication_role = replica;
+INSERT INTO products VALUES (10, 'cup', 1);
+UPDATE products SET price = 2 WHERE id = 10;
+RESET session_replication_role;
+SELECT cache_get('product:by_name:cup') AS replicated_row_image;
+
+-- a role allowed to create triggers (not the owner) can attach: that the
+-- triggers fire always is part of attaching
+GRANT TRIGGER ON users TO regress_cache_trigger_user;
+SET ROLE regress_cache_trigger_user;
+SELECT cache_attach('users', 'users:', 'users:by_id:{user_id}');
+RESET ROLE;
+SELECT * FROM pg_temp.triggers('users');
+
+----------------------------------------------------------------------
+-- a foreign table: no TRUNCATE trigger (it cannot have one)
+----------------------------------------------------------------------
+CREATE FOREIGN DATA WRAPPER cache_regress_fdw;
+CREATE SERVER cache_regress_server FOREIGN DATA WRAPPER cache_regress_fdw;
+CREATE FOREIGN TABLE remote_users (user_id int, name text) SERVER cache_regress_server;
+SELECT cache_attach('remote_users', 'remote:', 'remote:{user_id}');
+SELECT * FROM pg_temp.triggers('remote_users');
+SELECT cache_detach('remote_users');
+DROP FOREIGN TABLE remote_users;
+DROP SERVER cache_regress_server;
+DROP FOREIGN DATA WRAPPER cache_regress_fdw;
+
+----------------------------------------------------------------------
+-- schema changes: a column that a template names cannot be dropped or
+-- renamed (every later write would fail); the error names the template,
+-- the trigger and the table, and the change is rolled back
+----------------------------------------------------------------------
+SELECT cache_attach('users', 'users:', 'users:by_id:{user_id}', 'users:by_org:{org_id}');
+ALTER TABLE users RENAME COLUMN user_id TO id;
+-- CASCADE drops the view that uses the column, not the check
+ALTER TABLE users DROP COLUMN org_id CASCADE;
+DROP VIEW users_view;
+ALTER TABLE users DROP COLUMN org_id;
+ALTER TABLE users ADD COLUMN extra int, DROP COLUMN org_id;
+SELECT pg_temp.err($$ALTER TABLE users RENAME user_id TO id$$);
+SELECT attname FROM pg_attribute
+WHERE attrelid = 'users'::regclass AND attnum > 0 AND NOT attisdropped ORDER BY attnum;
+-- writes still work and still invalidate
+SELECT pg_temp.seed('users:by_id:3', 'users:by_org:30');
+INSERT INTO users VALUES (3, 'cy', 30);
+SELECT pg_temp.present('users:by_id:3', 'users:by_org:30');
+-- columns no template names are free to change; dropping a column and
+-- adding it back in one command leaves the template valid
+ALTER TABLE users RENAME COLUMN name TO full_name;
+ALTER TABLE users DROP COLUMN org_id, ADD COLUMN org_id int;
+ALTER TABLE users RENAME COLUMN full_name TO name;
+-- the way to rename: detach, rename, attach again, in one transaction
+BEGIN;
+SELECT cache_detach('users');
+ALTER TABLE users RENAME COLUMN user_id TO id;
+SELECT cache_attach('users', 'users:', 'users:by_id:{id}');
+COMMIT;
+SELECT pg_temp.seed('users:by_id:3');
+UPDATE users SET name = 'cyd' WHERE id = 3;
+SELECT pg_temp.present('users:by_id:3');
+-- write-through templates and hand-made triggers are checked too
+ALTER TABLE products RENAME COLUMN name TO title;
+CREATE TABLE hand (id int, v text);
+CREATE TRIGGER t AFTER INSERT ON hand
+    FOR EACH ROW EXECUTE FUNCTION cache_invalidate('hand:{v}');
+ALTER TABLE hand DROP COLUMN v;
+DROP TABLE hand;
+
 DROP TABLE users, "Odd Table", products CASCADE;
+DROP ROLE regress_cache_trigger_user;

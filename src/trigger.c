@@ -4,7 +4,8 @@
  *		Invalidation by triggers, and write-through: the trigger functions
  *		cache_invalidate() and cache_write_through(), and cache_attach(),
  *		cache_attach_write_through() and cache_detach(), which create and
- *		drop the triggers that use them.
+ *		drop the triggers that use them.  Partitions and schema changes are
+ *		in trigger_ddl.c.
  *
  * A trigger's arguments are targets.  A target without "{" is a prefix:
  * every key starting with it is invalidated.  A target with "{column}"
@@ -14,12 +15,32 @@
  * column name is taken exactly as written (no case folding, no quotes);
  * a "}" outside a placeholder is an ordinary character.
  *
- * cache_invalidate() applies each target at the level it is built for:
- * FOR EACH STATEMENT it invalidates the prefixes, and on TRUNCATE also
- * each template up to its first placeholder; FOR EACH ROW it deletes the
- * keys built from the templates.  cache_attach() creates one trigger of
- * each kind with the same arguments, so each trigger ignores the targets
- * the other one handles.
+ * cache_invalidate() honours every target at every level.  FOR EACH ROW,
+ * a template gives the keys of OLD and NEW, and a prefix is invalidated
+ * once per statement (at the first row that fires).  FOR EACH STATEMENT,
+ * and on TRUNCATE, a template is invalidated up to its first placeholder,
+ * as a prefix.
+ *
+ * cache_attach() gives each trigger only the targets it is for, so that
+ * nothing is invalidated more widely or more often than needed:
+ *
+ *	cache_invalidate_stmt		INSERT/UPDATE/DELETE, per statement: prefixes
+ *	cache_invalidate_replica	the same per row, fired only when
+ *								session_replication_role is "replica": the
+ *								apply worker of a logical-replication
+ *								subscription fires row triggers only
+ *	cache_invalidate_row		INSERT/UPDATE/DELETE, per row: templates
+ *	cache_invalidate_truncate	TRUNCATE: every target (a foreign table
+ *								cannot have one)
+ *
+ * On a partitioned table, cache_invalidate_row holds the prefixes too and
+ * there is no statement trigger: PostgreSQL clones row triggers to every
+ * partition (existing, created or attached later), so that writes aimed
+ * at a partition fire them, while a statement trigger fires only for
+ * writes aimed at the table it is on.  TRUNCATE of a partition is covered
+ * by cache_invalidate_partition (trigger_ddl.c).  Every trigger is ENABLE
+ * ALWAYS (cache_invalidate_replica ENABLE REPLICA), so that changes made
+ * with session_replication_role = replica invalidate too.
  *
  * Targets are parsed and their columns resolved once per statement: the
  * parsed form is kept in the trigger's FmgrInfo, which the executor keeps
@@ -28,7 +49,8 @@
  * The functions here call the front layer (cache.h), never the SQL
  * functions, so the coherence rules apply to them as to any other call:
  * invalidations act at once and again at commit, and a write-through set
- * made by the writing transaction takes effect when it commits.
+ * made by the writing transaction takes effect when it commits.  They act
+ * on every store a write invalidates, whatever the session's backend.
  *
  *-------------------------------------------------------------------------
  */
@@ -49,6 +71,7 @@
 #include "mb/pg_wchar.h"
 #include "miscadmin.h"
 #include "storage/lmgr.h"
+#include "trigger.h"
 #include "utils/acl.h"
 #include "utils/array.h"
 #include "utils/builtins.h"
@@ -64,44 +87,10 @@ PG_FUNCTION_INFO_V1(sql_cache_attach_write_through);
 PG_FUNCTION_INFO_V1(sql_cache_detach);
 
 /*
- * The names of the triggers the attach functions create; cache_detach()
- * drops these.  They start with "cache_" so that \d shows them together,
- * and AFTER ROW triggers fire in name order, so on a table with both an
- * invalidation and a write-through template, the invalidation runs first
- * and the write-through value is stored last.
+ * A trigger's parsed arguments, kept in fn_extra for the statement (for
+ * AFTER triggers, the query), which is what makes prefixes_done mean
+ * "once per statement".
  */
-#define TRIGGER_STMT			"cache_invalidate_stmt"
-#define TRIGGER_ROW				"cache_invalidate_row"
-#define TRIGGER_WRITE			"cache_write_through"
-#define TRIGGER_WRITE_TRUNCATE	"cache_write_through_truncate"
-
-static const char *const trigger_names[] = {
-	TRIGGER_STMT, TRIGGER_ROW, TRIGGER_WRITE, TRIGGER_WRITE_TRUNCATE
-};
-
-/* One "{column}" of a key template, with the literal text before it. */
-typedef struct TemplateColumn
-{
-	int			litoff;			/* literal text before the placeholder */
-	int			litlen;
-	char	   *name;
-	AttrNumber	attnum;
-	FmgrInfo	outfunc;
-} TemplateColumn;
-
-/* A trigger argument: a prefix (ncols == 0) or a key template. */
-typedef struct CacheTarget
-{
-	char	   *text;			/* as written, NUL-terminated */
-	int			len;
-	int			prefixlen;		/* bytes before the first "{"; len for a
-								 * prefix */
-	int			ncols;
-	TemplateColumn *cols;
-	int			tailoff;		/* literal text after the last placeholder */
-} CacheTarget;
-
-/* A trigger's parsed arguments, kept in fn_extra for the statement. */
 typedef struct TriggerTargets
 {
 	Oid			tgoid;			/* what they were parsed for */
@@ -109,7 +98,9 @@ typedef struct TriggerTargets
 	MemoryContext cxt;			/* holds all of this */
 	int			ntargets;
 	CacheTarget *targets;
+	int			nprefixes;
 	int			ntemplates;
+	bool		prefixes_done;	/* a row trigger invalidated them already */
 	int			ttl;			/* cache_write_through: -1 = default */
 } TriggerTargets;
 
@@ -126,8 +117,8 @@ typedef struct TriggerErrorContext
  * Parse one target, checking its syntax (not its columns).  The result is
  * allocated in CurrentMemoryContext.
  */
-static void
-parse_target(const char *str, int len, CacheTarget *t)
+void
+cache_parse_target(const char *str, int len, CacheTarget *t)
 {
 	int			maxcols = 0;
 	int			litstart = 0;
@@ -140,6 +131,7 @@ parse_target(const char *str, int len, CacheTarget *t)
 				 errmsg("cache_ext target must not be empty"),
 				 errhint("A target is a key prefix such as \"users:\" or a key template such as \"users:by_id:{id}\".")));
 
+	t->kind = CACHE_TARGET_PREFIX;
 	t->text = pnstrdup(str, len);
 	t->len = len;
 	t->prefixlen = len;
@@ -187,6 +179,7 @@ parse_target(const char *str, int len, CacheTarget *t)
 						 errmsg("invalid key template \"%s\": it must start with fixed text, not a placeholder",
 								t->text),
 						 errhint("Start the template with a prefix such as \"users:\"; TRUNCATE invalidates every key that starts with it.")));
+			t->kind = CACHE_TARGET_TEMPLATE;
 			t->prefixlen = i;
 		}
 		col = &t->cols[t->ncols++];
@@ -212,34 +205,51 @@ parse_target(const char *str, int len, CacheTarget *t)
 						   litbytes, CACHE_MAX_KEY_LEN)));
 }
 
+/* A live column of rel named exactly so, or NULL. */
+static Form_pg_attribute
+find_column(Relation rel, const char *name)
+{
+	TupleDesc	tupdesc = RelationGetDescr(rel);
+
+	for (int a = 0; a < tupdesc->natts; a++)
+	{
+		Form_pg_attribute att = TupleDescAttr(tupdesc, a);
+
+		if (!att->attisdropped && strcmp(NameStr(att->attname), name) == 0)
+			return att;
+	}
+	return NULL;
+}
+
+/*
+ * The first column a template names that rel does not have (dropped and
+ * system columns are not found), or NULL if it has them all.
+ */
+const char *
+cache_missing_column(CacheTarget *t, Relation rel)
+{
+	for (int c = 0; c < t->ncols; c++)
+	{
+		if (find_column(rel, t->cols[c].name) == NULL)
+			return t->cols[c].name;
+	}
+	return NULL;
+}
+
 /*
  * Find the columns a template names in rel, and their output functions
- * (kept in cxt).  Columns are matched by their exact name; dropped and
- * system columns are not found.
+ * (kept in cxt).  Columns are matched by their exact name.
  */
 static void
 resolve_columns(CacheTarget *t, Relation rel, MemoryContext cxt)
 {
-	TupleDesc	tupdesc = RelationGetDescr(rel);
-
 	for (int c = 0; c < t->ncols; c++)
 	{
 		TemplateColumn *col = &t->cols[c];
-		Form_pg_attribute att = NULL;
+		Form_pg_attribute att = find_column(rel, col->name);
 		Oid			typoutput;
 		bool		typisvarlena;
 
-		for (int a = 0; a < tupdesc->natts; a++)
-		{
-			Form_pg_attribute candidate = TupleDescAttr(tupdesc, a);
-
-			if (!candidate->attisdropped &&
-				strcmp(NameStr(candidate->attname), col->name) == 0)
-			{
-				att = candidate;
-				break;
-			}
-		}
 		if (att == NULL)
 			ereport(ERROR,
 					(errcode(ERRCODE_UNDEFINED_COLUMN),
@@ -405,10 +415,12 @@ get_trigger_targets(FunctionCallInfo fcinfo, TriggerData *trigdata,
 		CacheTarget *t = &tt->targets[i];
 		const char *arg = trigger->tgargs[i];
 
-		parse_target(arg, strlen(arg), t);
+		cache_parse_target(arg, strlen(arg), t);
 		resolve_columns(t, rel, cxt);
-		if (t->ncols > 0)
+		if (t->kind == CACHE_TARGET_TEMPLATE)
 			tt->ntemplates++;
+		else
+			tt->nprefixes++;
 	}
 	if (write_through)
 	{
@@ -427,26 +439,40 @@ get_trigger_targets(FunctionCallInfo fcinfo, TriggerData *trigdata,
 	return tt;
 }
 
-/* TRUNCATE: every key a prefix or a template could have made goes. */
+/*
+ * Invalidate every target as a prefix: a prefix whole, a template up to its
+ * first placeholder, which is every key it can make.  That is what TRUNCATE
+ * does, and what a statement trigger, which has no rows, does for a
+ * template.  spares_row_images: see cache_written_prefix().
+ */
 static void
-invalidate_truncated(TriggerTargets *tt)
+invalidate_as_prefixes(TriggerTargets *tt, bool spares_row_images)
 {
+	List	   *done = NIL;
+
 	for (int i = 0; i < tt->ntargets; i++)
 	{
 		CacheTarget *t = &tt->targets[i];
 
-		cache_invalidate_prefix(t->text, t->prefixlen);
+		done = cache_written_prefix_once(done, t->text, t->prefixlen,
+										 spares_row_images);
 	}
+	list_free_deep(done);
 }
 
 /*
  * cache_invalidate(VARIADIC targets) trigger.
  *
- * FOR EACH STATEMENT after INSERT, UPDATE or DELETE: invalidate each
- * prefix; after TRUNCATE: each prefix and each template's fixed start.
- * FOR EACH ROW: delete each template's key for OLD and for NEW (both on
- * UPDATE, so that changing a key column clears the old key and the new
- * one; once if they are the same key).
+ * FOR EACH STATEMENT: invalidate each prefix, and each template up to its
+ * first placeholder (after INSERT, UPDATE and DELETE too: a hand-written
+ * statement trigger must not silently skip its templates).
+ *
+ * FOR EACH ROW: invalidate each prefix once per statement, at the first
+ * row (AFTER ROW triggers fire when the statement has written all its
+ * rows, so later rows change nothing that the invalidation missed), and
+ * delete each template's key for OLD and for NEW (both on UPDATE, so that
+ * changing a key column clears the old key and the new one; once if they
+ * are the same key).
  */
 Datum
 sql_cache_invalidate(PG_FUNCTION_ARGS)
@@ -454,62 +480,55 @@ sql_cache_invalidate(PG_FUNCTION_ARGS)
 	TriggerData *trigdata = check_trigger_call(fcinfo, "cache_invalidate");
 	TriggerTargets *tt = get_trigger_targets(fcinfo, trigdata, false);
 	TriggerEvent event = trigdata->tg_event;
+	StringInfoData oldkey;
+	StringInfoData newkey;
 
 	if (TRIGGER_FIRED_FOR_STATEMENT(event))
 	{
-		if (TRIGGER_FIRED_BY_TRUNCATE(event))
-			invalidate_truncated(tt);
-		else
-		{
-			for (int i = 0; i < tt->ntargets; i++)
-			{
-				CacheTarget *t = &tt->targets[i];
-
-				if (t->ncols == 0)
-					cache_invalidate_prefix_after_write(t->text, t->len);
-			}
-		}
+		invalidate_as_prefixes(tt, !TRIGGER_FIRED_BY_TRUNCATE(event));
+		return PointerGetDatum(NULL);
 	}
-	else
+
+	if (tt->nprefixes > 0 && !tt->prefixes_done)
 	{
-		StringInfoData oldkey;
-		StringInfoData newkey;
+		List	   *done = NIL;
 
-		/*
-		 * A prefix does nothing here (the statement trigger invalidates it
-		 * once rather than once per row), so a row trigger with nothing but
-		 * prefixes was made by hand and would silently never invalidate.
-		 */
-		if (tt->ntemplates == 0)
-			ereport(ERROR,
-					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-					 errmsg("trigger \"%s\" on table \"%s\" fires FOR EACH ROW but has no key template",
-							trigdata->tg_trigger->tgname,
-							RelationGetRelationName(trigdata->tg_relation)),
-					 errhint("Prefixes are invalidated by a FOR EACH STATEMENT trigger; cache_attach() creates both kinds.")));
-
-		initStringInfo(&oldkey);
-		initStringInfo(&newkey);
 		for (int i = 0; i < tt->ntargets; i++)
 		{
 			CacheTarget *t = &tt->targets[i];
-			bool		have_old;
-			bool		have_new = false;
 
-			if (t->ncols == 0)
-				continue;
-			/* tg_trigslot is OLD, or NEW for an INSERT */
-			have_old = build_key(t, trigdata->tg_trigslot, &oldkey);
-			if (TRIGGER_FIRED_BY_UPDATE(event))
-				have_new = build_key(t, trigdata->tg_newslot, &newkey);
-			if (have_old)
-				cache_delete(oldkey.data, oldkey.len);
-			if (have_new &&
-				!(have_old && oldkey.len == newkey.len &&
-				  memcmp(oldkey.data, newkey.data, oldkey.len) == 0))
-				cache_delete(newkey.data, newkey.len);
+			if (t->kind == CACHE_TARGET_PREFIX)
+				done = cache_written_prefix_once(done, t->text, t->len, true);
 		}
+		list_free_deep(done);
+		tt->prefixes_done = true;
 	}
+	if (tt->ntemplates == 0)
+		return PointerGetDatum(NULL);
+
+	initStringInfo(&oldkey);
+	initStringInfo(&newkey);
+	for (int i = 0; i < tt->ntargets; i++)
+	{
+		CacheTarget *t = &tt->targets[i];
+		bool		have_old;
+		bool		have_new = false;
+
+		if (t->kind != CACHE_TARGET_TEMPLATE)
+			continue;
+		/* tg_trigslot is OLD, or NEW for an INSERT */
+		have_old = build_key(t, trigdata->tg_trigslot, &oldkey);
+		if (TRIGGER_FIRED_BY_UPDATE(event))
+			have_new = build_key(t, trigdata->tg_newslot, &newkey);
+		if (have_old)
+			cache_written_key(oldkey.data, oldkey.len, t->prefixlen);
+		if (have_new &&
+			!(have_old && oldkey.len == newkey.len &&
+			  memcmp(oldkey.data, newkey.data, oldkey.len) == 0))
+			cache_written_key(newkey.data, newkey.len, t->prefixlen);
+	}
+	pfree(oldkey.data);
+	pfree(newkey.data);
 
 	return PointerGetDatum(NULL);
 }
@@ -541,7 +560,7 @@ sql_cache_write_through(PG_FUNCTION_ARGS)
 					 errmsg("trigger \"%s\" on table \"%s\" must be FOR EACH ROW to use cache_write_through(), or FOR EACH STATEMENT on TRUNCATE only",
 							trigdata->tg_trigger->tgname,
 							RelationGetRelationName(trigdata->tg_relation))));
-		invalidate_truncated(tt);
+		invalidate_as_prefixes(tt, false);
 		return PointerGetDatum(NULL);
 	}
 
@@ -561,7 +580,7 @@ sql_cache_write_through(PG_FUNCTION_ARGS)
 	if (have_old &&
 		!(have_new && oldkey.len == newkey.len &&
 		  memcmp(oldkey.data, newkey.data, oldkey.len) == 0))
-		cache_delete(oldkey.data, oldkey.len);
+		cache_written_key(oldkey.data, oldkey.len, t->prefixlen);
 
 	if (have_new)
 	{
@@ -573,11 +592,11 @@ sql_cache_write_through(PG_FUNCTION_ARGS)
 
 		/*
 		 * A value that is not stored (too large, store unavailable) must
-		 * not leave the previous version of the row behind.
+		 * not leave the previous version of the row behind: the front
+		 * layer removes the key then.
 		 */
-		if (!cache_set_row(newkey.data, newkey.len,
-						   VARDATA_ANY(json), VARSIZE_ANY_EXHDR(json), ttl))
-			cache_delete(newkey.data, newkey.len);
+		cache_written_row(newkey.data, newkey.len, t->prefixlen,
+						  VARDATA_ANY(json), VARSIZE_ANY_EXHDR(json), ttl);
 	}
 
 	return PointerGetDatum(NULL);
@@ -620,12 +639,27 @@ open_for_attach(Oid relid)
 	return rel;
 }
 
-/* schema.table, quoted as needed, for SQL we run */
-static char *
-qualified_name(Oid relid)
+/*
+ * A partition has the row triggers of its partitioned table, cloned under
+ * the same names: attaching the partition itself would have to replace
+ * them, which PostgreSQL refuses.  Say so in our words.
+ */
+static void
+check_not_inherited(Relation rel, const char *const *names, int nnames)
 {
-	return quote_qualified_identifier(get_namespace_name(get_rel_namespace(relid)),
-									  get_rel_name(relid));
+	Oid			relid = RelationGetRelid(rel);
+
+	for (int i = 0; i < nnames; i++)
+	{
+		if (cache_trigger_ownership(relid, names[i]) == CACHE_TRIGGER_CLONED)
+			ereport(ERROR,
+					(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+					 errmsg("table \"%s\" has trigger \"%s\" from the partitioned table it belongs to",
+							RelationGetRelationName(rel), names[i]),
+					 errdetail("Writes to a partition already invalidate the targets of its attached partitioned table."),
+					 errhint("Attach the targets to partitioned table \"%s\" instead.",
+							 get_rel_name(cache_trigger_origin(relid, names[i])))));
+	}
 }
 
 /*
@@ -633,30 +667,10 @@ qualified_name(Oid relid)
  * called, so that the triggers name the trigger functions whatever the
  * caller's search_path.
  */
-static const char *
+static Oid
 extension_schema(FunctionCallInfo fcinfo)
 {
-	return quote_identifier(get_namespace_name(get_func_namespace(fcinfo->flinfo->fn_oid)));
-}
-
-static void
-run_sql(const char *sql)
-{
-	int			rc = SPI_execute(sql, false, 0);
-
-	if (rc < 0)
-		elog(ERROR, "cache_ext: SPI_execute failed (%d): %s", rc, sql);
-}
-
-/* Drop a trigger if the table has one of that name. */
-static bool
-drop_trigger(Oid relid, const char *name)
-{
-	if (!OidIsValid(get_trigger_oid(relid, name, true)))
-		return false;
-	run_sql(psprintf("DROP TRIGGER %s ON %s",
-					 quote_identifier(name), qualified_name(relid)));
-	return true;
+	return get_func_namespace(fcinfo->flinfo->fn_oid);
 }
 
 /* "'a', 'b'": a trigger's arguments, quoted for CREATE TRIGGER */
@@ -671,45 +685,73 @@ append_trigger_args(StringInfo buf, int nargs, const char *const *args)
 	}
 }
 
+/*
+ * Create (or replace) one trigger, and set when it fires: "ALWAYS", or
+ * "REPLICA".  CREATE OR REPLACE TRIGGER resets that to the default (and
+ * on the partitions' clones too), so it is set every time.  ENABLE on a
+ * partitioned table also sets it on the clones.
+ */
 static void
-create_trigger(Relation rel, const char *name, const char *events,
-			   const char *level, const char *schema, const char *func,
-			   int nargs, const char *const *args)
+create_trigger(Oid relid, const char *name, const char *events,
+			   const char *level, Oid nspid, const char *func,
+			   int nargs, const char *const *args, const char *fires)
 {
+	char	   *table = cache_qualified_name(relid);
 	StringInfoData sql;
 
 	initStringInfo(&sql);
 	appendStringInfo(&sql,
 					 "CREATE OR REPLACE TRIGGER %s AFTER %s ON %s FOR EACH %s EXECUTE FUNCTION %s.%s(",
-					 quote_identifier(name), events,
-					 qualified_name(RelationGetRelid(rel)),
-					 level, schema, func);
+					 quote_identifier(name), events, table, level,
+					 quote_identifier(get_namespace_name(nspid)), func);
 	append_trigger_args(&sql, nargs, args);
 	appendStringInfoChar(&sql, ')');
-	run_sql(sql.data);
+	cache_run_sql(sql.data);
+
+	cache_run_sql_as_owner(relid,
+						   psprintf("ALTER TABLE %s ENABLE %s TRIGGER %s",
+									table, fires, quote_identifier(name)));
+}
+
+/* Drop the table's own trigger of that name, if it has one. */
+static void
+drop_own_trigger(Oid relid, const char *name)
+{
+	if (cache_trigger_ownership(relid, name) == CACHE_TRIGGER_OWN)
+		cache_run_sql_as_owner(relid,
+							   psprintf("DROP TRIGGER %s ON %s",
+										quote_identifier(name),
+										cache_qualified_name(relid)));
 }
 
 /*
  * cache_attach(tbl regclass, VARIADIC targets text[] DEFAULT '{}')
  *
- * Creates cache_invalidate_stmt, FOR EACH STATEMENT (after TRUNCATE only
- * when there is no prefix, as it would do nothing on other writes), and,
- * when there are templates, cache_invalidate_row, FOR EACH ROW after
- * INSERT, UPDATE and DELETE.  Attaching again replaces both.
+ * Creates the triggers described at the top of this file, each with the
+ * targets it is for, and drops those it no longer needs: attaching again
+ * replaces them.  On a partitioned table, also gives every partition its
+ * TRUNCATE trigger.
  */
 Datum
 sql_cache_attach(PG_FUNCTION_ARGS)
 {
+	static const char *const names[] = {
+		TRIGGER_STMT, TRIGGER_REPLICA, TRIGGER_ROW, TRIGGER_TRUNCATE
+	};
 	Oid			relid = PG_GETARG_OID(0);
 	ArrayType  *arr = PG_GETARG_ARRAYTYPE_P(1);
-	const char *schema = extension_schema(fcinfo);
+	Oid			nspid = extension_schema(fcinfo);
 	Relation	rel;
 	Datum	   *elems;
 	bool	   *nulls;
 	int			nargs;
 	const char **args;
+	const char **prefixes;
+	const char **templates;
 	int			nprefixes = 0;
 	int			ntemplates = 0;
+	bool		partitioned;
+	bool		foreign;
 
 	if (ARR_NDIM(arr) > 1)
 		ereport(ERROR,
@@ -726,6 +768,8 @@ sql_cache_attach(PG_FUNCTION_ARGS)
 	}
 
 	rel = open_for_attach(relid);
+	partitioned = (rel->rd_rel->relkind == RELKIND_PARTITIONED_TABLE);
+	foreign = (rel->rd_rel->relkind == RELKIND_FOREIGN_TABLE);
 
 	if (nargs == 0)
 	{
@@ -742,30 +786,68 @@ sql_cache_attach(PG_FUNCTION_ARGS)
 	}
 
 	/* the same checks the trigger makes, so that it cannot fail later */
+	prefixes = palloc(nargs * sizeof(char *));
+	templates = palloc(nargs * sizeof(char *));
 	for (int i = 0; i < nargs; i++)
 	{
 		CacheTarget t;
 
-		parse_target(args[i], strlen(args[i]), &t);
+		cache_parse_target(args[i], strlen(args[i]), &t);
 		resolve_columns(&t, rel, CurrentMemoryContext);
-		if (t.ncols > 0)
-			ntemplates++;
+		if (t.kind == CACHE_TARGET_TEMPLATE)
+			templates[ntemplates++] = args[i];
 		else
-			nprefixes++;
+			prefixes[nprefixes++] = args[i];
 	}
+	check_not_inherited(rel, names, lengthof(names));
+
+	/*
+	 * ALTER TABLE refuses a table this session has open; the lock is kept
+	 * to the end of the transaction.
+	 */
+	relation_close(rel, NoLock);
 
 	SPI_connect();
-	create_trigger(rel, TRIGGER_STMT,
-				   nprefixes > 0 ? "INSERT OR UPDATE OR DELETE OR TRUNCATE" : "TRUNCATE",
-				   "STATEMENT", schema, "cache_invalidate", nargs, args);
-	if (ntemplates > 0)
-		create_trigger(rel, TRIGGER_ROW, "INSERT OR UPDATE OR DELETE",
-					   "ROW", schema, "cache_invalidate", nargs, args);
+	if (partitioned)
+	{
+		/* every target per row, so that the partitions' clones have them */
+		drop_own_trigger(relid, TRIGGER_STMT);
+		drop_own_trigger(relid, TRIGGER_REPLICA);
+		create_trigger(relid, TRIGGER_ROW, "INSERT OR UPDATE OR DELETE", "ROW",
+					   nspid, "cache_invalidate", nargs, args, "ALWAYS");
+	}
 	else
-		drop_trigger(relid, TRIGGER_ROW);
+	{
+		if (nprefixes > 0)
+		{
+			create_trigger(relid, TRIGGER_STMT, "INSERT OR UPDATE OR DELETE",
+						   "STATEMENT", nspid, "cache_invalidate",
+						   nprefixes, prefixes, "ALWAYS");
+			create_trigger(relid, TRIGGER_REPLICA, "INSERT OR UPDATE OR DELETE",
+						   "ROW", nspid, "cache_invalidate",
+						   nprefixes, prefixes, "REPLICA");
+		}
+		else
+		{
+			drop_own_trigger(relid, TRIGGER_STMT);
+			drop_own_trigger(relid, TRIGGER_REPLICA);
+		}
+		if (ntemplates > 0)
+			create_trigger(relid, TRIGGER_ROW, "INSERT OR UPDATE OR DELETE",
+						   "ROW", nspid, "cache_invalidate",
+						   ntemplates, templates, "ALWAYS");
+		else
+			drop_own_trigger(relid, TRIGGER_ROW);
+	}
+	/* foreign tables cannot have TRUNCATE triggers (nor be truncated here) */
+	if (!foreign)
+		create_trigger(relid, TRIGGER_TRUNCATE, "TRUNCATE", "STATEMENT",
+					   nspid, "cache_invalidate", nargs, args, "ALWAYS");
 	SPI_finish();
 
-	relation_close(rel, NoLock);
+	if (partitioned)
+		cache_sync_partition_triggers(relid, nspid);
+
 	PG_RETURN_VOID();
 }
 
@@ -778,19 +860,26 @@ sql_cache_attach(PG_FUNCTION_ARGS)
  * TRUNCATE (so that a truncated table leaves no stored rows behind).  A
  * NULL ttl passes none, so that cache_ext.default_ttl is read when the
  * trigger fires.  Attaching again replaces both.
+ *
+ * Only the table's owner may: the triggers copy whole rows, every column,
+ * into a cache that every role of the database can read.
  */
 Datum
 sql_cache_attach_write_through(PG_FUNCTION_ARGS)
 {
-	const char *schema = extension_schema(fcinfo);
+	static const char *const names[] = {TRIGGER_WRITE, TRIGGER_WRITE_TRUNCATE};
+	Oid			nspid = extension_schema(fcinfo);
+	Oid			relid;
 	Relation	rel;
 	const char *args[2];
 	int			nargs = 1;
 	CacheTarget t;
+	char		relkind;
 
 	/* like the other functions, a NULL table or template does nothing */
 	if (PG_ARGISNULL(0) || PG_ARGISNULL(1))
 		PG_RETURN_NULL();
+	relid = PG_GETARG_OID(0);
 	args[0] = TextDatumGetCString(PG_GETARG_DATUM(1));
 	if (!PG_ARGISNULL(2))
 	{
@@ -804,25 +893,35 @@ sql_cache_attach_write_through(PG_FUNCTION_ARGS)
 		args[nargs++] = psprintf("%d", ttl);
 	}
 
-	rel = open_for_attach(PG_GETARG_OID(0));
+	rel = open_for_attach(relid);
+	if (!pg_class_ownercheck(relid, GetUserId()))
+		aclcheck_error(ACLCHECK_NOT_OWNER,
+					   get_relkind_objtype(rel->rd_rel->relkind),
+					   RelationGetRelationName(rel));
 
-	parse_target(args[0], strlen(args[0]), &t);
-	if (t.ncols == 0)
+	cache_parse_target(args[0], strlen(args[0]), &t);
+	if (t.kind != CACHE_TARGET_TEMPLATE)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("write-through needs a key template with a {column} placeholder, not the prefix \"%s\"",
 						t.text),
 				 errhint("For example 'users:by_id:{id}'.")));
 	resolve_columns(&t, rel, CurrentMemoryContext);
+	check_not_inherited(rel, names, lengthof(names));
+	relkind = rel->rd_rel->relkind;
+	relation_close(rel, NoLock);	/* see sql_cache_attach() */
 
 	SPI_connect();
-	create_trigger(rel, TRIGGER_WRITE, "INSERT OR UPDATE OR DELETE", "ROW",
-				   schema, "cache_write_through", nargs, args);
-	create_trigger(rel, TRIGGER_WRITE_TRUNCATE, "TRUNCATE", "STATEMENT",
-				   schema, "cache_write_through", nargs, args);
+	create_trigger(relid, TRIGGER_WRITE, "INSERT OR UPDATE OR DELETE", "ROW",
+				   nspid, "cache_write_through", nargs, args, "ALWAYS");
+	if (relkind != RELKIND_FOREIGN_TABLE)
+		create_trigger(relid, TRIGGER_WRITE_TRUNCATE, "TRUNCATE", "STATEMENT",
+					   nspid, "cache_write_through", nargs, args, "ALWAYS");
 	SPI_finish();
 
-	relation_close(rel, NoLock);
+	if (relkind == RELKIND_PARTITIONED_TABLE)
+		cache_sync_partition_triggers(relid, nspid);
+
 	PG_RETURN_VOID();
 }
 
@@ -830,27 +929,60 @@ sql_cache_attach_write_through(PG_FUNCTION_ARGS)
  * cache_detach(tbl regclass)
  *
  * Drops every trigger that cache_attach() and cache_attach_write_through()
- * create.  A table that has none gets a NOTICE rather than an error, so
- * that detaching can be repeated safely (like DROP ... IF EXISTS) while
- * still telling someone who named the wrong table.
+ * create (and those of the 0.1 layout, which used the same names), and
+ * the TRUNCATE triggers of partitions that no other attached table needs.
+ * A table that has none gets a NOTICE rather than an error, so that
+ * detaching can be repeated safely (like DROP ... IF EXISTS) while still
+ * telling someone who named the wrong table.
  */
 Datum
 sql_cache_detach(PG_FUNCTION_ARGS)
 {
+	static const char *const names[] = {
+		TRIGGER_STMT, TRIGGER_REPLICA, TRIGGER_ROW, TRIGGER_TRUNCATE,
+		TRIGGER_WRITE, TRIGGER_WRITE_TRUNCATE
+	};
 	Oid			relid = PG_GETARG_OID(0);
+	Oid			nspid = extension_schema(fcinfo);
 	int			ndropped = 0;
+	Oid			origin = InvalidOid;
 
 	/*
 	 * No lock here: DROP TRIGGER checks ownership and takes its own lock,
 	 * and taking a weaker one first would invite deadlocks between two
-	 * sessions upgrading theirs.
+	 * sessions upgrading theirs.  Which triggers the table has is read from
+	 * the catalogs as they are now.
 	 */
 	SPI_connect();
-	for (int i = 0; i < lengthof(trigger_names); i++)
-		ndropped += drop_trigger(relid, trigger_names[i]);
+	for (int i = 0; i < lengthof(names); i++)
+	{
+		switch (cache_trigger_ownership(relid, names[i]))
+		{
+			case CACHE_TRIGGER_OWN:
+				cache_run_sql(psprintf("DROP TRIGGER %s ON %s",
+								 quote_identifier(names[i]),
+								 cache_qualified_name(relid)));
+				ndropped++;
+				break;
+			case CACHE_TRIGGER_CLONED:
+				origin = cache_trigger_origin(relid, names[i]);
+				break;
+			case CACHE_TRIGGER_ABSENT:
+				break;
+		}
+	}
 	SPI_finish();
 
-	if (ndropped == 0)
+	if (get_rel_relkind(relid) == RELKIND_PARTITIONED_TABLE && ndropped > 0)
+		cache_sync_partition_triggers(relid, nspid);
+
+	if (ndropped == 0 && OidIsValid(origin))
+		ereport(NOTICE,
+				(errmsg("table \"%s\" has no cache_ext triggers of its own, skipping",
+						get_rel_name(relid)),
+				 errdetail("Its cache_ext triggers belong to partitioned table \"%s\"; detach that table instead.",
+						   get_rel_name(origin))));
+	else if (ndropped == 0)
 		ereport(NOTICE,
 				(errmsg("table \"%s\" has no cache_ext triggers, skipping",
 						get_rel_name(relid))));

@@ -1,0 +1,128 @@
+/* cache_ext--0.1--0.2.sql */
+
+-- complain if script is sourced in psql, rather than via ALTER EXTENSION
+\echo Use "ALTER EXTENSION cache_ext UPDATE TO '0.2'" to load this file. \quit
+
+-- ---- cache_stats(): one more column, invalidations_queued ----
+--
+-- The invalidations that Redis could not take yet and that wait in shared
+-- memory to be delivered.  An OUT column cannot be added in place.
+
+DROP FUNCTION cache_stats();
+
+CREATE FUNCTION cache_stats(
+    OUT backend text,
+    OUT hits bigint,
+    OUT misses bigint,
+    OUT sets bigint,
+    OUT deletes bigint,
+    OUT invalidations bigint,
+    OUT evictions bigint,
+    OUT expirations bigint,
+    OUT errors bigint,
+    OUT entries bigint,
+    OUT bytes_used bigint,
+    OUT bytes_max bigint,
+    OUT hit_ratio double precision,
+    OUT invalidations_queued bigint)
+RETURNS record
+AS 'MODULE_PATHNAME', 'sql_cache_stats'
+LANGUAGE C VOLATILE PARALLEL RESTRICTED;
+
+-- ---- triggers: partitions and schema changes (src/trigger_ddl.c) ----
+--
+-- cache_attach() now gives each trigger only the targets it is for:
+-- cache_invalidate_stmt (prefixes, per statement), cache_invalidate_replica
+-- (the same per row, ENABLE REPLICA: logical replication's apply worker
+-- fires row triggers only), cache_invalidate_row (templates, per row; on a
+-- partitioned table every target, so that the partitions' clones have
+-- them) and cache_invalidate_truncate (every target).  All of them, and
+-- the write-through triggers, are ENABLE ALWAYS.
+
+-- AFTER TRUNCATE on each partition of an attached partitioned table:
+-- invalidates what a TRUNCATE of its ancestors would.
+CREATE FUNCTION cache_invalidate_partition()
+RETURNS trigger
+AS 'MODULE_PATHNAME', 'sql_cache_invalidate_partition'
+LANGUAGE C VOLATILE PARALLEL UNSAFE;
+
+-- Partitions created, attached or detached after cache_attach(), and
+-- DROP COLUMN / RENAME COLUMN of a column that a key template names.
+CREATE FUNCTION cache_ddl_command_end()
+RETURNS event_trigger
+AS 'MODULE_PATHNAME', 'sql_cache_ddl_command_end'
+LANGUAGE C VOLATILE PARALLEL UNSAFE;
+
+CREATE EVENT TRIGGER cache_ext_ddl ON ddl_command_end
+    WHEN TAG IN ('CREATE TABLE', 'CREATE FOREIGN TABLE',
+                 'ALTER TABLE', 'ALTER FOREIGN TABLE')
+    EXECUTE FUNCTION cache_ddl_command_end();
+-- a migration run with session_replication_role = replica is checked too
+ALTER EVENT TRIGGER cache_ext_ddl ENABLE ALWAYS;
+
+-- DROP TABLE of a partition of an attached partitioned table, or of an
+-- attached table: its rows go, as with TRUNCATE.
+CREATE FUNCTION cache_ddl_command_start()
+RETURNS event_trigger
+AS 'MODULE_PATHNAME', 'sql_cache_ddl_command_start'
+LANGUAGE C VOLATILE PARALLEL UNSAFE;
+
+CREATE EVENT TRIGGER cache_ext_drop ON ddl_command_start
+    WHEN TAG IN ('DROP TABLE', 'DROP FOREIGN TABLE')
+    EXECUTE FUNCTION cache_ddl_command_start();
+ALTER EVENT TRIGGER cache_ext_drop ENABLE ALWAYS;
+
+-- ---- the triggers of 0.1, in the layout of 0.2 ----
+--
+-- 0.1 gave cache_invalidate_stmt and cache_invalidate_row the same
+-- arguments (every target); attaching again with them makes the new
+-- layout.  Write-through is attached again to make it ENABLE ALWAYS and to
+-- give partitions their TRUNCATE trigger.  A table whose triggers cannot
+-- be attached again (a template that names a column renamed since, which
+-- 0.1 did not prevent) keeps them as they are, with a WARNING.
+
+DO $$
+DECLARE
+    t record;
+    args text[];
+    rest bytea;
+    n integer;
+BEGIN
+    FOR t IN
+        SELECT DISTINCT ON (tg.tgrelid, tg.tgfoid)
+               tg.tgrelid, tg.tgfoid, tg.tgnargs, tg.tgargs
+        FROM pg_catalog.pg_trigger tg
+        WHERE tg.tgparentid = 0
+          AND ((tg.tgname IN ('cache_invalidate_stmt', 'cache_invalidate_row')
+                AND tg.tgfoid = '@extschema@.cache_invalidate()'::pg_catalog.regprocedure)
+            OR (tg.tgname = 'cache_write_through'
+                AND tg.tgfoid = '@extschema@.cache_write_through()'::pg_catalog.regprocedure))
+        -- prefer cache_invalidate_stmt, which 0.1 made for every attach
+        ORDER BY tg.tgrelid, tg.tgfoid, tg.tgname DESC
+    LOOP
+        -- tgargs holds each argument NUL-terminated, in the database encoding
+        args := '{}';
+        rest := t.tgargs;
+        FOR i IN 1 .. t.tgnargs LOOP
+            n := pg_catalog.position(rest, pg_catalog.decode('00', 'hex'));
+            args := args || pg_catalog.convert_from(pg_catalog.substr(rest, 1, n - 1),
+                                                    pg_catalog.getdatabaseencoding());
+            rest := pg_catalog.substr(rest, n + 1);
+        END LOOP;
+        BEGIN
+            IF t.tgfoid = '@extschema@.cache_invalidate()'::pg_catalog.regprocedure THEN
+                PERFORM @extschema@.cache_attach(t.tgrelid, VARIADIC args);
+            ELSE
+                PERFORM @extschema@.cache_attach_write_through(t.tgrelid, args[1],
+                                                               args[2]::integer);
+            END IF;
+        EXCEPTION WHEN OTHERS THEN
+            RAISE WARNING 'cache_ext: the triggers of table % were left as cache_ext 0.1 made them: %',
+                t.tgrelid::pg_catalog.regclass, SQLERRM
+                USING HINT = 'Attach the table again with cache_attach() once the error is fixed.';
+        END;
+    END LOOP;
+END
+$$;
+
+-- ---- end of triggers ----
