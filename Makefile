@@ -12,21 +12,25 @@ OBJS = \
 	src/functions.o \
 	src/cache.o \
 	src/coherence.o \
+	src/coherence_ring.o \
 	src/fetch.o \
 	src/stats.o \
 	src/glob.o \
 	src/store_shmem.o \
+	src/redis_conn.o \
 	src/store_redis.o \
-	src/trigger.o
+	src/trigger.o \
+	src/trigger_ddl.o \
+	src/invalq.o src/redis_worker.o
 
-DATA = cache_ext--0.1.sql
+DATA = cache_ext--0.1.sql cache_ext--0.1--0.2.sql
 PGFILEDESC = "cache_ext - result caching in shared memory or Redis"
 
 PG_CPPFLAGS = -I$(srcdir)/src
 SHLIB_LINK = -lhiredis
 
 # pg_regress cases, run once per store by "make test" (test/run.sh).
-REGRESS = basic args values ttl invalidate fetch stats privileges database triggers transactions
+REGRESS = basic args values ttl invalidate fetch stats privileges database triggers partitions transactions upgrade
 REGRESS_OPTS = --inputdir=. --outputdir=results
 
 PG_CONFIG ?= pg_config

@@ -11,6 +11,7 @@
 #include "cache.h"
 #include "catalog/objectaccess.h"
 #include "catalog/pg_database.h"
+#include "invalq.h"
 #include "miscadmin.h"
 #include "storage/ipc.h"
 #include "storage/lwlock.h"
@@ -34,6 +35,7 @@ cache_shmem_request_hook(void)
 	cache_shmem_request();
 	RequestAddinShmemSpace(cache_stats_shmem_size());
 	RequestAddinShmemSpace(cache_coherence_shmem_size());
+	RequestAddinShmemSpace(cache_queue_shmem_size());
 }
 
 static void
@@ -45,6 +47,7 @@ cache_shmem_startup_hook(void)
 	cache_shmem_startup();
 	cache_stats_shmem_init();
 	cache_coherence_shmem_init();
+	cache_queue_shmem_init();
 	LWLockRelease(AddinShmemInitLock);
 }
 
@@ -77,6 +80,8 @@ cache_drop_xact_callback(XactEvent event, void *arg)
 void
 _PG_init(void)
 {
+	/* before cache_define_gucs() reserves the prefix */
+	cache_queue_define_gucs();
 	cache_define_gucs();
 	cache_coherence_init();
 
@@ -95,4 +100,5 @@ _PG_init(void)
 	prev_object_access_hook = object_access_hook;
 	object_access_hook = cache_object_access_hook;
 	RegisterXactCallback(cache_drop_xact_callback, NULL);
+	cache_worker_register();
 }

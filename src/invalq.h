@@ -73,9 +73,6 @@ extern Size cache_queue_shmem_size(void);
 extern void cache_queue_shmem_init(void);
 extern void cache_worker_register(void);
 
-/* store_redis.c: cache_ext.redis_url with its password; never shown */
-extern const char *cache_redis_url_raw(void);
-
 /* ---- the worker's side (redis_worker.c) ---- */
 
 /* A copy of the oldest entry, palloc'd. */

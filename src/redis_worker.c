@@ -1,0 +1,246 @@
+/*-------------------------------------------------------------------------
+ *
+ * redis_worker.c
+ *		The background worker that delivers the invalidation queue
+ *		(invalq.c) to Redis, oldest first, as soon as Redis answers.
+ *
+ * One worker per server, started with the postmaster and restarted a few
+ * seconds after it fails.  It needs no database: it sends each entry
+ * through the Redis store itself (cache_redis_store), after pointing
+ * cache_ext.redis_url and cache_ext.key_prefix at the entry's own, and
+ * tells success from failure by cache_store_failures, with on_error set to
+ * "ignore" so that a Redis outage does not fill the log.  An entry is
+ * removed from the queue only once Redis has taken it, so a failure leaves
+ * it, and everything queued after it, for the next try about a second
+ * later (the store itself does not reconnect more often).
+ *
+ * An entry queued just before its transaction's commit record carries that
+ * transaction's XID and waits for it to end: delivered earlier, it could be
+ * followed by a reader caching rows the commit is about to replace.
+ *
+ * Backends set our latch when they push; we also wake every second while
+ * something waits.  The Redis URL of an entry holds its password: messages
+ * show the store's masked form of it (cache_redis_show_url()).
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "invalq.h"
+#include "miscadmin.h"
+#include "postmaster/bgworker.h"
+#include "postmaster/interrupt.h"
+#include "storage/ipc.h"
+#include "storage/latch.h"
+#include "storage/proc.h"
+#include "storage/procarray.h"
+#include "utils/guc.h"
+#include "utils/memutils.h"
+#include "utils/timestamp.h"
+#include "utils/wait_event.h"
+
+PGDLLEXPORT void cache_worker_main(Datum main_arg);
+
+/* after a failed delivery, the next try waits this long */
+#define RETRY_MS			1000
+/* how often to look whether a pushing transaction has ended */
+#define XACT_POLL_MS		10
+/* the longest sleep, even with nothing queued */
+#define IDLE_MS				10000
+
+typedef enum DeliveryResult
+{
+	DELIVERED,
+	FAILED,
+	UNDELIVERABLE
+} DeliveryResult;
+
+/* the settings in effect, to change them only when an entry differs */
+static char *current_url = NULL;
+static char *current_prefix = NULL;
+
+void
+cache_worker_register(void)
+{
+	BackgroundWorker worker;
+
+	memset(&worker, 0, sizeof(worker));
+	worker.bgw_flags = BGWORKER_SHMEM_ACCESS;
+
+	/* no database needed: deliver what the file held while recovery runs */
+	worker.bgw_start_time = BgWorkerStart_PostmasterStart;
+	worker.bgw_restart_time = 3;
+	strlcpy(worker.bgw_library_name, "cache_ext", BGW_MAXLEN);
+	strlcpy(worker.bgw_function_name, "cache_worker_main", BGW_MAXLEN);
+	strlcpy(worker.bgw_name, "cache_ext worker", BGW_MAXLEN);
+	strlcpy(worker.bgw_type, "cache_ext worker", BGW_MAXLEN);
+	RegisterBackgroundWorker(&worker);
+}
+
+static void
+detach_worker(int code, Datum arg)
+{
+	cache_queue_attach_worker(-1);
+}
+
+/* Sets a string setting if it differs from *current; false if refused. */
+static bool
+use_setting(const char *name, const char *value, char **current)
+{
+	if (*current != NULL && strcmp(*current, value) == 0)
+		return true;
+	/* the URL's check hook never quotes the value in its messages */
+	if (set_config_option(name, value, PGC_SUSET, PGC_S_OVERRIDE,
+						  GUC_ACTION_SET, true, WARNING, false) <= 0)
+		return false;
+	if (*current != NULL)
+		pfree(*current);
+	*current = MemoryContextStrdup(TopMemoryContext, value);
+	return true;
+}
+
+static DeliveryResult
+deliver(const CacheQueueHead *head)
+{
+	const CacheStore *store = &cache_redis_store;
+	uint64		failures;
+
+	if (!use_setting("cache_ext.redis_url", head->url, &current_url) ||
+		!use_setting("cache_ext.key_prefix", head->prefix, &current_prefix))
+		return UNDELIVERABLE;
+
+	failures = cache_store_failures;
+	switch (head->kind)
+	{
+		case CACHE_OP_KEY:
+			store->del(head->text, head->len);
+			break;
+		case CACHE_OP_PREFIX:
+			store->invalidate_prefix(head->text, head->len);
+			break;
+		case CACHE_OP_PATTERN:
+			store->invalidate_pattern(head->text, head->len);
+			break;
+		case CACHE_OP_ALL:
+			store->flush();
+			break;
+		default:
+			return UNDELIVERABLE;
+	}
+	return (cache_store_failures == failures) ? DELIVERED : FAILED;
+}
+
+static long
+ms_until(TimestampTz when)
+{
+	long		secs;
+	int			usecs;
+
+	TimestampDifference(GetCurrentTimestamp(), when, &secs, &usecs);
+	return secs * 1000 + (usecs + 999) / 1000;
+}
+
+void
+cache_worker_main(Datum main_arg)
+{
+	MemoryContext cxt;
+	bool		failing = false;
+	int64		delivered = 0;	/* since the queue was last empty */
+	TimestampTz retry_at = 0;
+
+	pqsignal(SIGHUP, SignalHandlerForConfigReload);
+	pqsignal(SIGTERM, SignalHandlerForShutdownRequest);
+	BackgroundWorkerUnblockSignals();
+
+	if (!cache_queue_available())
+		proc_exit(0);
+	cache_queue_attach_worker(MyProc->pgprocno);
+	before_shmem_exit(detach_worker, (Datum) 0);
+
+	SetConfigOption("cache_ext.on_error", "ignore", PGC_SUSET, PGC_S_OVERRIDE);
+	cxt = AllocSetContextCreate(TopMemoryContext, "cache_ext worker",
+								ALLOCSET_DEFAULT_SIZES);
+	MemoryContextSwitchTo(cxt);
+
+	while (!ShutdownRequestPending)
+	{
+		CacheQueueHead head;
+		long		timeout = IDLE_MS;
+
+		if (ConfigReloadPending)
+		{
+			ConfigReloadPending = false;
+			ProcessConfigFile(PGC_SIGHUP);
+		}
+		MemoryContextReset(cxt);
+		cache_queue_maintain_file();
+
+		if (!cache_queue_head(&head))
+		{
+			if (delivered > 0)
+				ereport(LOG,
+						(errmsg_plural("cache_ext worker: delivered %lld queued invalidation; the queue is empty",
+									   "cache_ext worker: delivered %lld queued invalidations; the queue is empty",
+									   delivered, (long long) delivered)));
+			delivered = 0;
+		}
+		else if (retry_at != 0 && (timeout = ms_until(retry_at)) > 0)
+		{
+			/* woken by a push during the pause: Redis is no readier */
+		}
+		else if (TransactionIdIsValid(head.wait_xid) &&
+				 TransactionIdIsInProgress(head.wait_xid))
+			timeout = XACT_POLL_MS;
+		else
+		{
+			switch (deliver(&head))
+			{
+				case DELIVERED:
+					if (failing)
+						ereport(LOG,
+								(errmsg("cache_ext worker: Redis at %s answers again; delivering the queued invalidations",
+										cache_redis_show_url()),
+								 errdetail_plural("%lld invalidation was waiting.",
+												  "%lld invalidations were waiting.",
+												  cache_queue_length(),
+												  (long long) cache_queue_length())));
+					failing = false;
+					retry_at = 0;
+					if (cache_queue_pop(head.seq))
+						delivered++;
+					continue;
+				case FAILED:
+					if (!failing)
+						ereport(LOG,
+								(errmsg("cache_ext worker: could not deliver queued invalidations to Redis at %s; retrying every second",
+										cache_redis_show_url()),
+								 errdetail_plural("%lld invalidation is waiting.",
+												  "%lld invalidations are waiting.",
+												  cache_queue_length(),
+												  (long long) cache_queue_length())));
+					failing = true;
+					retry_at = TimestampTzPlusMilliseconds(GetCurrentTimestamp(),
+														   RETRY_MS);
+					timeout = RETRY_MS;
+					break;
+				case UNDELIVERABLE:
+					/* a URL this build cannot parse: no retry would help */
+					ereport(WARNING,
+							(errmsg("cache_ext worker: dropped a queued invalidation whose Redis settings are not accepted")));
+					cache_queue_pop(head.seq);
+					continue;
+			}
+		}
+
+		(void) WaitLatch(MyLatch,
+						 WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
+						 Max(timeout, 1), PG_WAIT_EXTENSION);
+		ResetLatch(MyLatch);
+	}
+
+	/*
+	 * Exit status 1 has the postmaster start us again, unless it is shutting
+	 * down: the queue must not stay undelivered after a stray SIGTERM.
+	 */
+	proc_exit(1);
+}
