@@ -41,6 +41,9 @@ bench_start_memcached() {
 
 bench_cleanup() {
 	local rc=$?
+	# run.sh runs under set -e: "(exit $rc)" below would end this trap
+	# there, after a failure, with PostgreSQL and Redis still running
+	set +e
 	if [ "$MC_STARTED" = 1 ] && [ "${CE_KEEP:-0}" != 1 ]; then
 		local pid
 		pid=$(cat "$CE_TMP/memcached.pid" 2>/dev/null || true)

@@ -10,7 +10,8 @@
 #      pgbench workloads, redis-benchmark, the 110 kB page again with glibc
 #      malloc tuned, per-call cost inside one query,
 #      memory per entry, prefix invalidation (+ stall of a concurrent
-#      reader), Zipf stream (hit ratio vs an exact LRU, throughput)
+#      reader), Zipf stream (hit ratio vs an exact LRU, throughput),
+#      the write path (pgbench tpcb-like with and without cache_attach)
 #   4. write bench/results/YYYY-MM-DD.md (bench/report.py)
 #
 # Environment (optional):
@@ -19,7 +20,10 @@
 #   BENCH_SECS=4         seconds per pgbench run
 #   BENCH_REPS=3         repetitions of every pgbench run (the median is reported)
 #   BENCH_CLIENTS="1 2"  client counts
-#   BENCH_SECTIONS="pgbench malloc inquery memory invalidate zipf"
+#   BENCH_SECTIONS="pgbench malloc inquery memory invalidate zipf writes"
+#   BENCH_TPCB_SCALE=10  pgbench -i scale of the writes section
+#   BENCH_TPCB_MODE=simple  its pgbench query mode (simple, extended, prepared)
+#   BENCH_TPCB_REPS      its repetitions at the first client count (2 x BENCH_REPS)
 #   BENCH_SKIP_BUILD=1   use the cache_ext already installed
 #   BENCH_RESULTS=path   where to write the markdown
 #   CE_KEEP=1            leave the services running (see test/lib.sh)
@@ -47,7 +51,7 @@ else
 	ZIPF_LEN=1000000
 fi
 CLIENTS=${BENCH_CLIENTS:-1 2}
-ALL_SECTIONS="pgbench malloc inquery memory invalidate zipf"
+ALL_SECTIONS="pgbench malloc inquery memory invalidate zipf writes"
 SECTIONS=${BENCH_SECTIONS:-$ALL_SECTIONS}
 ZIPF_N=${BENCH_ZIPF_N:-300000}
 ZIPF_S=${BENCH_ZIPF_S:-1.1}
@@ -557,6 +561,163 @@ END
 			bench_record zipf_pgbench_hit_ratio ce_shmem "$c" "$rep" "$(ratio $((h1 - h0)) $((h1 - h0 + m1 - m0)))" ratio
 		done
 	done
+fi
+
+# ---------------------------------------------------------------------------
+# 3f. the write path: pgbench's TPC-B-like transaction in its own database
+# (bench_tpcb, pgbench -i -s TPCB_SCALE), without triggers and with
+# cache_attach on pgbench_accounts ('acct:{aid}') and pgbench_branches
+# ('branches:'), the triggers seeing shared memory only (the database's
+# cache_ext.redis_url = '') or shared memory + Redis (the database's
+# redis_url pointing at the bench's Redis, which holds 10k unrelated keys).
+# The three variants run back to back in each repetition, their order
+# rotated from one repetition to the next, so that the machine's drift hits
+# them alike: only the ratios measured side by side mean anything.
+
+TPCB_DB=bench_tpcb
+TPCB_SCALE=${BENCH_TPCB_SCALE:-10}
+# the issue's command is plain "pgbench -b tpcb-like": its default simple
+# protocol (prepared makes each transaction cheaper, the triggers' share larger)
+TPCB_MODE=${BENCH_TPCB_MODE:-simple}
+TPCB_VARIANTS=(none shmem redis)
+# the target is at 1 client, where 4-second runs differ by ±10% from one to
+# the next: the first client count gets twice the repetitions (not in a
+# quick run), the others BENCH_REPS
+if [ "$QUICK" = 1 ]; then
+	TPCB_REPS=${BENCH_TPCB_REPS:-$REPS}
+else
+	TPCB_REPS=${BENCH_TPCB_REPS:-$((2 * REPS))}
+fi
+
+tpcb_sql() {
+	ce_psql -d "$TPCB_DB" -At "$@"
+}
+
+# tpcb_variant none|shmem|redis: triggers and the database's redis_url
+TPCB_ATTACHED=0
+tpcb_variant() {
+	local url=''
+	[ "$1" = redis ] && url="redis://127.0.0.1:$RP/0"
+	if [ "$1" = none ] && [ "$TPCB_ATTACHED" = 1 ]; then
+		tpcb_sql -c "SELECT cache_detach('pgbench_accounts')" -c "SELECT cache_detach('pgbench_branches')" >/dev/null
+		TPCB_ATTACHED=0
+	elif [ "$1" != none ] && [ "$TPCB_ATTACHED" = 0 ]; then
+		tpcb_sql -c "SELECT cache_attach('pgbench_accounts', 'acct:{aid}')" \
+			-c "SELECT cache_attach('pgbench_branches', 'branches:')" >/dev/null
+		TPCB_ATTACHED=1
+	fi
+	# read by each new session: every pgbench run connects afresh
+	tpcb_sql -c "ALTER DATABASE $TPCB_DB SET cache_ext.redis_url = '$url'" >/dev/null
+}
+
+# tpcb_check VARIANT: does one write under VARIANT invalidate what it should?
+# Prints "shmem <gone|kept>, redis <gone|kept>" for acct:1 and branches:x.
+tpcb_check() {
+	local sh rd
+	"$CE_REDIS_CLI" -p "$RP" mset acct:1 x branches:x x >/dev/null
+	tpcb_sql -c "SET cache_ext.backend = shmem" \
+		-c "SELECT cache_set('acct:1', 'x', 600) AND cache_set('branches:x', 'x', 600)" >/dev/null
+	tpcb_sql -c "BEGIN" -c "UPDATE pgbench_accounts SET abalance = abalance WHERE aid = 1" \
+		-c "UPDATE pgbench_branches SET bbalance = bbalance WHERE bid = 1" -c "COMMIT" >/dev/null
+	sh=$(tpcb_sql -c "SET cache_ext.backend = shmem" \
+		-c "SELECT CASE WHEN cache_get('acct:1') IS NULL AND cache_get('branches:x') IS NULL THEN 'gone'
+		           WHEN cache_get('acct:1') IS NOT NULL AND cache_get('branches:x') IS NOT NULL THEN 'kept'
+		           ELSE 'partly gone' END")
+	rd=$("$CE_REDIS_CLI" -p "$RP" exists acct:1 branches:x)
+	case $rd in 0) rd=gone ;; 2) rd=kept ;; *) rd="partly gone" ;; esac
+	"$CE_REDIS_CLI" -p "$RP" del acct:1 branches:x >/dev/null
+	echo "shmem $sh, redis $rd"
+}
+
+# tpcb_pgbench VARIANT CLIENTS REP: one timed run; pgbench's own set-up
+# (VACUUM of branches and tellers, TRUNCATE pgbench_history) comes first
+tpcb_pgbench() {
+	local v=$1 c=$2 rep=$3 log tps lat txns cmds
+	local args=(-b tpcb-like -M "$TPCB_MODE" -T "$SECS" -c "$c" -j "$c")
+	log=$BENCH_RAW/logs/writes-$v-c$c-r$rep.log
+	[ "$rep" = 1 ] && [ "$c" = 1 ] && [ "$v" = none ] &&
+		bench_cmd "writes" "pgbench -h 127.0.0.1 -p \$PGPORT -U postgres ${args[*]} $TPCB_DB   -- after CHECKPOINT, for each variant, clients $CLIENTS"
+	tpcb_sql -c "CHECKPOINT" >/dev/null
+	$TOOLS redis-cmdstats "$RP" "$BENCH_RAW/logs/writes-$v-c$c-r$rep.redis0"
+	if ! ce_as_pg "$CE_PGBIN/pgbench" -h 127.0.0.1 -p "$CE_PGPORT" -U postgres "${args[@]}" "$TPCB_DB" >"$log" 2>&1; then
+		ce_warn "pgbench tpcb-like ($v) -c $c failed:"
+		tail -n 5 "$log" >&2 || true
+		bench_record writes "tpcb_$v" "$c" "$rep" "" tps "failed"
+		return 0
+	fi
+	tps=$(sed -n 's/^tps = \([0-9.]*\) (without initial connection time)/\1/p' "$log")
+	lat=$(sed -n 's/^latency average = \([0-9.]*\) ms/\1/p' "$log")
+	if grep -q 'number of failed transactions: [1-9]' "$log" || grep -qi 'error' "$log"; then
+		ce_warn "pgbench tpcb-like ($v) -c $c reported errors"
+		grep -i error "$log" | head -n 3 >&2
+	fi
+	bench_record writes "tpcb_$v" "$c" "$rep" "$tps" tps "lat_ms=$lat"
+	# what the triggers asked of Redis, per transaction
+	$TOOLS redis-cmdstats "$RP" "$BENCH_RAW/logs/writes-$v-c$c-r$rep.redis1"
+	txns=$(sed -n 's/^number of transactions actually processed: \([0-9]*\).*/\1/p' "$log")
+	cmds=$($TOOLS redis-cmddelta "$BENCH_RAW/logs/writes-$v-c$c-r$rep.redis0" "$BENCH_RAW/logs/writes-$v-c$c-r$rep.redis1" "${txns:-0}")
+	bench_record writes_redis "tpcb_$v" "$c" "$rep" "" "" "$cmds"
+	printf '  %-22s c=%s rep=%s  %10s tps   Redis per transaction: %s\n' "tpcb_$v" "$c" "$rep" "$tps" "$cmds"
+}
+
+if has_section writes; then
+	ce_log "write path: pgbench -b tpcb-like, scale $TPCB_SCALE, without triggers / triggers on shmem / shmem + Redis"
+	# the Zipf section left an 8MB store: back to the default size
+	has_section zipf && pg_restart_shmem 64MB
+	ce_psql -d postgres -c "DROP DATABASE IF EXISTS $TPCB_DB" -c "CREATE DATABASE $TPCB_DB"
+	ce_as_pg "$CE_PGBIN/pgbench" -h 127.0.0.1 -p "$CE_PGPORT" -U postgres -i -q -s "$TPCB_SCALE" "$TPCB_DB" \
+		>"$BENCH_RAW/logs/writes-init.log" 2>&1 ||
+		{ tail -n 20 "$BENCH_RAW/logs/writes-init.log" >&2; ce_die "pgbench -i failed"; }
+	bench_cmd "writes" "pgbench -i -q -s $TPCB_SCALE $TPCB_DB; CREATE EXTENSION cache_ext"
+	tpcb_sql -c "CREATE EXTENSION IF NOT EXISTS cache_ext" -c "VACUUM ANALYZE" >/dev/null
+	# unrelated keys in both stores: 10k sessions of 200 bytes, TTL 1 h
+	"$CE_REDIS_CLI" -p "$RP" flushall >/dev/null
+	$TOOLS redis-load "$RP" app:session: 1 10000 200 3600
+	tpcb_sql -c "SET cache_ext.backend = shmem" \
+		-c "SELECT count(cache_set('app:session:' || i, repeat('v', 200), 3600)) FROM generate_series(1, 10000) i" >/dev/null
+	bench_cmd "writes" "Redis: SET app:session:<i> <200 bytes> EX 3600 for i in 1..10000 (bench/tools.py redis-load); shmem, in $TPCB_DB: SELECT count(cache_set('app:session:' || i, repeat('v', 200), 3600)) FROM generate_series(1, 10000) i"
+	bench_cmd "writes" "variant none: no triggers, ALTER DATABASE $TPCB_DB SET cache_ext.redis_url = ''"
+	bench_cmd "writes" "variant shmem: SELECT cache_attach('pgbench_accounts', 'acct:{aid}'); SELECT cache_attach('pgbench_branches', 'branches:'); ALTER DATABASE $TPCB_DB SET cache_ext.redis_url = ''"
+	bench_cmd "writes" "variant redis: the same triggers; ALTER DATABASE $TPCB_DB SET cache_ext.redis_url = 'redis://127.0.0.1:\$REDIS_PORT/0'"
+	bench_cmd "writes" "back to no triggers: SELECT cache_detach('pgbench_accounts'); SELECT cache_detach('pgbench_branches')"
+
+	# what each variant's triggers reach (one UPDATE of each table)
+	checks=()
+	for v in "${TPCB_VARIANTS[@]}"; do
+		tpcb_variant "$v"
+		r=$(tpcb_check "$v")
+		checks+=("$v: $r")
+		case $v in
+		none) want="shmem kept, redis kept" ;;
+		shmem) want="shmem gone, redis kept" ;;
+		redis) want="shmem gone, redis gone" ;;
+		esac
+		[ "$r" = "$want" ] || ce_warn "writes: variant $v: after one write $r (expected $want)"
+	done
+	meta "writes check" "after one UPDATE of pgbench_accounts (aid 1) and pgbench_branches, keys acct:1 and branches:x: $(printf '%s; ' "${checks[@]}" | sed 's/; $//')"
+	first_c=${CLIENTS%% *}
+	meta "writes scale" "$TPCB_SCALE"
+	meta "writes mode" "$TPCB_MODE"
+	meta "writes" "pgbench -b tpcb-like -M $TPCB_MODE -T $SECS, scale $TPCB_SCALE, clients: $CLIENTS, $TPCB_REPS run(s) each at $first_c client(s), $REPS at the others, variants interleaved (order rotated each repetition), CHECKPOINT before each run"
+	echo "  check: ${checks[*]}"
+
+	for rep in $(seq 1 "$TPCB_REPS"); do
+		# rotate the order: rep 1 none shmem redis, rep 2 shmem redis none, ...
+		k=$(((rep - 1) % ${#TPCB_VARIANTS[@]}))
+		order=("${TPCB_VARIANTS[@]:$k}" "${TPCB_VARIANTS[@]:0:$k}")
+		for c in $CLIENTS; do
+			[ "$c" = "$first_c" ] || [ "$rep" -le "$REPS" ] || continue
+			for v in "${order[@]}"; do
+				tpcb_variant "$v"
+				tpcb_pgbench "$v" "$c" "$rep"
+			done
+		done
+	done
+	tpcb_variant none
+	meta "writes redis keys" "$("$CE_REDIS_CLI" -p "$RP" dbsize) keys in Redis at the end (10000 app:session:* before)"
+	tpcb_sql -c "SELECT cache_flush()" >/dev/null
+	"$CE_REDIS_CLI" -p "$RP" flushall >/dev/null
+	[ "${CE_KEEP:-0}" = 1 ] || ce_psql -d postgres -c "DROP DATABASE $TPCB_DB"
 fi
 
 # ---------------------------------------------------------------------------

@@ -20,6 +20,11 @@
       prints "hits total hits_second_half total_second_half"
   tools.py redis-slowlog PORT reset|longest   Redis's own record of its
       longest single command since the reset (ms, command, count logged)
+  tools.py redis-cmdstats PORT OUT   INFO commandstats to OUT
+      ("<command> <calls> <usec>" per line)
+  tools.py redis-cmddelta BEFORE AFTER TXNS
+      the commands Redis ran between two redis-cmdstats files, per
+      transaction: "SCAN 10.0 (31 µs each); DEL 2.0 (2 µs each)", or "none"
   tools.py stall T0_US T1_US FILE... per-request latencies from pgbench
       --log files (or redis-probe, bench_reader output): the longest request that
       overlaps [T0, T1] and the longest outside it (ms), the number of
@@ -175,6 +180,38 @@ def redis_slowlog(port, what):
     print("%.3f %s %d" % (top[2] / 1000.0, top[3][0].decode(), len(entries)))
 
 
+def redis_cmdstats(port, out):
+    info = Resp(port).call("INFO", "commandstats").decode()
+    with open(out, "w") as f:
+        for line in info.splitlines():
+            # cmdstat_get:calls=2,usec=15,usec_per_call=7.50,...
+            if not line.startswith("cmdstat_"):
+                continue
+            name, _, rest = line[len("cmdstat_"):].partition(":")
+            kv = dict(x.split("=", 1) for x in rest.split(","))
+            f.write("%s %s %s\n" % (name.upper(), kv["calls"], kv["usec"]))
+
+
+def redis_cmddelta(before, after, txns):
+    def load(path):
+        out = {}
+        for line in open(path):
+            name, calls, usec = line.split()
+            out[name] = (int(calls), int(usec))
+        return out
+    b, a = load(before), load(after)
+    txns = float(txns) or 1.0
+    parts = []
+    for name, (calls, usec) in sorted(a.items(), key=lambda kv: -kv[1][0]):
+        c0, u0 = b.get(name, (0, 0))
+        n = calls - c0
+        # the INFO of redis-cmdstats itself
+        if name == "INFO" or n <= 0:
+            continue
+        parts.append("%s %.1f (%.0f µs each)" % (name, n / txns, (usec - u0) / n))
+    print("; ".join(parts) if parts else "none")
+
+
 def redis_probe(port, seconds, out):
     r = Resp(port)
     end = time.time() + float(seconds)
@@ -281,6 +318,8 @@ CMDS = {
     "redis-mem": redis_mem,
     "redis-probe": redis_probe,
     "redis-slowlog": redis_slowlog,
+    "redis-cmdstats": redis_cmdstats,
+    "redis-cmddelta": redis_cmddelta,
     "mc-stats": mc_stats,
     "zipf-gen": zipf_gen,
     "lru": lru,
