@@ -33,6 +33,8 @@ extern int32 cache_ttl(const CacheStore *store, const char *key, int keylen,
 /* cache-aside in one call (fetch.c); returns a jsonb Datum */
 extern Datum cache_fetch(const CacheStore *store, const char *key, int keylen,
 						 const char *query, int ttl);
+/* release cache_fetch's key locks: after the commit's sets, or at abort */
+extern void cache_fetch_release_locks(void);
 
 /*
  * By triggers: on every store a write invalidates (cache_written_stores()),

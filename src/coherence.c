@@ -962,12 +962,15 @@ static void
 release_callback(ResourceReleasePhase phase, bool isCommit, bool isTopLevel,
 				 void *arg)
 {
-	if (phase == RESOURCE_RELEASE_AFTER_LOCKS && isTopLevel && isCommit &&
-		co.repeat_pending)
+	if (phase != RESOURCE_RELEASE_AFTER_LOCKS || !isTopLevel)
+		return;
+	if (isCommit && co.repeat_pending)
 	{
 		co.repeat_pending = false;
 		after_commit();
 	}
+	/* cache_fetch waiters find the value stored now (fetch.c) */
+	cache_fetch_release_locks();
 }
 
 static void

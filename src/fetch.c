@@ -233,6 +233,58 @@ query_to_json(const char *query)
 	return buf.data;
 }
 
+/*
+ * The key locks of single-flight.  They are session locks, so that their
+ * end is ours to choose: at the end of cache_fetch() (the statement) in
+ * general, since a transaction must never block other callers of a key
+ * while it idles; but a single-statement transaction that has written
+ * stores its value only after its commit (coherence.c, I6), so there they
+ * are released right after that (cache_fetch_release_locks(), from the
+ * commit's after-locks phase), and waiters find the value.  An abort
+ * releases them too.
+ */
+#define MAX_HELD_LOCKS 16
+
+static LOCKTAG held[MAX_HELD_LOCKS];
+static int	nheld = 0;
+
+static void
+fetch_lock_release(const LOCKTAG *tag)
+{
+	for (int i = 0; i < nheld; i++)
+		if (memcmp(&held[i], tag, sizeof(LOCKTAG)) == 0)
+		{
+			LockRelease(&held[i], ExclusiveLock, true);
+			held[i] = held[--nheld];
+			return;
+		}
+}
+
+void
+cache_fetch_release_locks(void)
+{
+	while (nheld > 0)
+		LockRelease(&held[--nheld], ExclusiveLock, true);
+}
+
+/* Take the key's lock; false if another session had it (we waited). */
+static bool
+fetch_lock_acquire(const LOCKTAG *tag)
+{
+	bool		waited = false;
+
+	/* a statement that fetches many keys holds at most this many at once */
+	if (nheld == MAX_HELD_LOCKS)
+		cache_fetch_release_locks();
+	if (LockAcquire(tag, ExclusiveLock, true, true) == LOCKACQUIRE_NOT_AVAIL)
+	{
+		(void) LockAcquire(tag, ExclusiveLock, true, false);
+		waited = true;
+	}
+	held[nheld++] = *tag;
+	return !waited;
+}
+
 Datum
 cache_fetch(const CacheStore *store, const char *key, int keylen,
 			const char *query, int ttl)
@@ -250,14 +302,13 @@ cache_fetch(const CacheStore *store, const char *key, int keylen,
 	h = hash_bytes_extended((const unsigned char *) key, keylen, store->id);
 	SET_LOCKTAG_ADVISORY(tag, MyDatabaseId, (uint32) (h >> 32), (uint32) h,
 						 FETCH_LOCK_FIELD4);
-	if (LockAcquire(&tag, ExclusiveLock, false, true) == LOCKACQUIRE_NOT_AVAIL)
+	if (!fetch_lock_acquire(&tag))
 	{
-		/* another session is running the query: wait, then use its result */
-		(void) LockAcquire(&tag, ExclusiveLock, false, false);
+		/* another session ran the query: use its result */
 		cached = cache_get(store, key, keylen);
 		if (cached)
 		{
-			LockRelease(&tag, ExclusiveLock, false);
+			fetch_lock_release(&tag);
 			return cached_to_jsonb(key, keylen, cached);
 		}
 	}
@@ -265,11 +316,9 @@ cache_fetch(const CacheStore *store, const char *key, int keylen,
 	json = query_to_json(query);
 	cache_set(store, key, keylen, json, strlen(json), ttl);
 
-	/*
-	 * A transaction that has written stores at commit: keep waiters waiting
-	 * until then (the lock goes at transaction end) so that they find it.
-	 */
-	if (!TransactionIdIsValid(GetTopTransactionIdIfAny()))
-		LockRelease(&tag, ExclusiveLock, false);
+	/* see above: the lock lasts for the statement, or until the commit */
+	if (!TransactionIdIsValid(GetTopTransactionIdIfAny()) ||
+		IsTransactionBlock())
+		fetch_lock_release(&tag);
 	return json_text_to_jsonb(key, keylen, json, strlen(json));
 }
