@@ -3,10 +3,11 @@
 -- complain if script is sourced in psql, rather than via ALTER EXTENSION
 \echo Use "ALTER EXTENSION cache_ext UPDATE TO '0.2'" to load this file. \quit
 
--- ---- cache_stats(): one more column, invalidations_queued ----
+-- ---- cache_stats(): invalidations_queued and invalidations_delivered ----
 --
--- The invalidations that Redis could not take yet and that wait in shared
--- memory to be delivered.  An OUT column cannot be added in place.
+-- The Redis invalidations that wait in shared memory to be delivered, and
+-- how many the worker has delivered since the server started.  An OUT
+-- column cannot be added in place.
 
 DROP FUNCTION cache_stats();
 
@@ -24,7 +25,8 @@ CREATE FUNCTION cache_stats(
     OUT bytes_used bigint,
     OUT bytes_max bigint,
     OUT hit_ratio double precision,
-    OUT invalidations_queued bigint)
+    OUT invalidations_queued bigint,
+    OUT invalidations_delivered bigint)
 RETURNS record
 AS 'MODULE_PATHNAME', 'sql_cache_stats'
 LANGUAGE C VOLATILE PARALLEL RESTRICTED;

@@ -271,8 +271,8 @@ sql_cache_stats(PG_FUNCTION_ARGS)
 {
 	const CacheStore *store = cache_current_store();
 	TupleDesc	tupdesc;
-	Datum		values[14];
-	bool		nulls[14] = {0};
+	Datum		values[15];
+	bool		nulls[15] = {0};
 	int64		counters[CACHE_NUM_COUNTERS];
 	CacheStoreSize size;
 	int64		lookups;
@@ -297,9 +297,12 @@ sql_cache_stats(PG_FUNCTION_ARGS)
 	lookups = counters[CACHE_STAT_HITS] + counters[CACHE_STAT_MISSES];
 	values[i++] = Float8GetDatum(lookups > 0 ?
 								 (double) counters[CACHE_STAT_HITS] / lookups : 0.0);
-	/* 0.2: Redis invalidations waiting in the queue, whatever the backend */
+	/* 0.2: Redis invalidations waiting and delivered, whatever the backend */
 	if (tupdesc->natts > i)
+	{
 		values[i++] = Int64GetDatum(cache_queue_length());
+		values[i++] = Int64GetDatum(cache_queue_delivered());
+	}
 	Assert(i == tupdesc->natts);
 
 	PG_RETURN_DATUM(HeapTupleGetDatum(heap_form_tuple(tupdesc, values, nulls)));
