@@ -81,7 +81,7 @@ CE_PACKAGES=(
 	make gcc libc6-dev perl
 	postgresql-"$CE_PGVER" postgresql-client-"$CE_PGVER" postgresql-server-dev-"$CE_PGVER"
 	libhiredis-dev redis-server redis-tools
-	libipc-run-perl
+	libipc-run-perl python3
 )
 
 ce_pkg_installed() {
