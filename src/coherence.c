@@ -823,10 +823,12 @@ unchanged_since(CacheOp *op)
 static void
 repeat_after_commit(void)
 {
-	bool	   *apply = palloc(co.nops * sizeof(bool));
+	bool	   *apply = palloc0(co.nops * sizeof(bool));
 	bool		redis_failed = co.redis_queued;
 
-	select_sets(apply);
+	/* most writing transactions set nothing: no table of keys to build */
+	if (co.nsets > 0)
+		select_sets(apply);
 	cache_redis_deadline =
 		TimestampTzPlusMilliseconds(GetCurrentTimestamp(),
 									cache_redis_command_timeout);
