@@ -14,6 +14,7 @@ OBJS = \
 	src/coherence.o \
 	src/coherence_ring.o \
 	src/fetch.o \
+	src/fetch_check.o \
 	src/stats.o \
 	src/glob.o \
 	src/store_shmem.o \
@@ -30,7 +31,7 @@ PG_CPPFLAGS = -I$(srcdir)/src
 SHLIB_LINK = -lhiredis
 
 # pg_regress cases, run once per store by "make test" (test/run.sh).
-REGRESS = basic args values ttl invalidate fetch stats privileges database triggers partitions transactions upgrade
+REGRESS = basic args values ttl invalidate fetch fetch_privileges stats privileges database triggers partitions transactions upgrade
 REGRESS_OPTS = --inputdir=. --outputdir=results
 
 PG_CONFIG ?= pg_config

@@ -128,3 +128,14 @@ END
 $$;
 
 -- ---- end of triggers ----
+
+-- ---- cache_fetch with parameters (src/fetch.c, src/fetch_check.c) ----
+--
+-- $1, $2, ... of the query are bound to the arguments after ttl, with
+-- their own types.  Not STRICT: NULL parameters bind as NULL, a NULL ttl
+-- means the default.  Both forms run one read-only SELECT with the
+-- caller's privileges.
+CREATE FUNCTION cache_fetch(key text, query text, ttl integer, VARIADIC params "any")
+RETURNS jsonb
+AS 'MODULE_PATHNAME', 'sql_cache_fetch_params'
+LANGUAGE C VOLATILE PARALLEL UNSAFE;

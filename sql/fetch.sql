@@ -19,6 +19,7 @@ END $$;
 
 CREATE TEMP TABLE fetch_users (id int PRIMARY KEY, name text);
 INSERT INTO fetch_users VALUES (1, 'Ada'), (2, 'Grace');
+CREATE SEQUENCE fetch_seq;
 
 -- arguments
 SELECT cache_fetch(NULL, 'SELECT 1 AS a') IS NULL AS null_key;
@@ -94,5 +95,58 @@ SELECT jsonb_array_length(cache_fetch('f:huge', 'SELECT i, repeat(''x'', 1000) A
        cache_get('f:huge')::jsonb = cache_fetch('f:huge', 'SELECT 1/0') AS huge_same;
 RESET cache_ext.max_value_size;
 
+-- parameters: $1, $2, ... with the arguments' own types; NULL binds as NULL
+SELECT cache_fetch('f:p:int', 'SELECT id, name FROM fetch_users WHERE id = $1', 60, 2);
+SELECT cache_fetch('f:p:text', 'SELECT id FROM fetch_users WHERE name = $1 OR name = $2 ORDER BY id', 60, 'Ada'::text, 'Edsger');
+SELECT cache_fetch('f:p:null', 'SELECT $1::int IS NULL AS is_null, $2 AS t, pg_typeof($3)::text AS ty', 60, NULL::int, 'x', 1.5);
+SELECT cache_fetch('f:p:var', 'SELECT $1 + $2 AS sum', NULL, VARIADIC ARRAY[40, 2]);
+SELECT cache_fetch('f:p:var0', 'SELECT 1 AS one', NULL, VARIADIC NULL::int[]);
+-- a hit does not bind again: the cached rows
+SELECT cache_fetch('f:p:int', 'SELECT id, name FROM fetch_users WHERE id = $1', 60, 3) AS hit;
+SELECT pg_temp.err($$SELECT cache_fetch('f:p:bad', 'SELECT $1 + 1 AS a', 60, 'abc'::text)$$);
+SELECT pg_temp.err($$SELECT cache_fetch('f:p:bad', 'SELECT $2 AS a', 60, 1)$$);
+SELECT cache_ttl('f:p:bad') IS NULL AS nothing_stored;
+
+-- one read-only SELECT only, in both forms
+CREATE FUNCTION pg_temp.err_detail(sql text) RETURNS text LANGUAGE plpgsql AS $$
+DECLARE
+    d text;
+BEGIN
+    EXECUTE sql;
+    RETURN 'no error';
+EXCEPTION WHEN OTHERS THEN
+    GET STACKED DIAGNOSTICS d = PG_EXCEPTION_DETAIL;
+    RETURN SQLSTATE || ': ' || SQLERRM || ' / ' || d;
+END $$;
+CREATE FUNCTION pg_temp.fetch_writes() RETURNS int LANGUAGE plpgsql AS $$
+BEGIN
+    DELETE FROM fetch_log;
+    RETURN 1;
+END $$;
+CREATE TABLE fetch_log (x int);
+INSERT INTO fetch_log VALUES (1);
+SELECT pg_temp.err_detail($$SELECT cache_fetch('f:ro', 'SELECT 1 AS a; SELECT 2 AS b')$$);
+SELECT pg_temp.err_detail($$SELECT cache_fetch('f:ro', 'SELECT 1 AS a; DELETE FROM fetch_log', 60, 1)$$);
+SELECT pg_temp.err_detail($$SELECT cache_fetch('f:ro', 'DELETE FROM fetch_log RETURNING x')$$);
+SELECT pg_temp.err_detail($$SELECT cache_fetch('f:ro', 'INSERT INTO fetch_log VALUES ($1) RETURNING x', 60, 2)$$);
+SELECT pg_temp.err_detail($$SELECT cache_fetch('f:ro', 'WITH d AS (DELETE FROM fetch_log RETURNING x) SELECT * FROM d')$$);
+SELECT pg_temp.err_detail($$SELECT cache_fetch('f:ro', 'SELECT x FROM fetch_log FOR UPDATE')$$);
+SELECT pg_temp.err_detail($$SELECT cache_fetch('f:ro', 'SELECT * FROM (SELECT x FROM fetch_log FOR SHARE) s')$$);
+SELECT pg_temp.err_detail($$SELECT cache_fetch('f:ro', 'SELECT x INTO fetch_copy FROM fetch_log')$$);
+SELECT pg_temp.err_detail($$SELECT cache_fetch('f:ro', 'TRUNCATE fetch_log')$$);
+SELECT pg_temp.err($$SELECT cache_fetch('f:ro', 'SELECT pg_temp.fetch_writes() AS w')$$);
+SELECT pg_temp.err($$SELECT cache_fetch('f:ro', 'SELECT pg_temp.fetch_writes() AS w', 60, 1)$$);
+SELECT pg_temp.err($$SELECT cache_fetch('f:ro', 'SELECT nextval(''fetch_seq'') AS n')$$);
+SELECT x AS still_there FROM fetch_log;
+SELECT cache_ttl('f:ro') IS NULL AS nothing_stored;
+-- the caller's own transaction stays read-write
+BEGIN;
+SELECT cache_fetch('f:ro:txn', 'SELECT count(*) AS n FROM fetch_log');
+INSERT INTO fetch_log VALUES (2);
+SELECT current_setting('transaction_read_only') AS read_only;
+ROLLBACK;
+DROP TABLE fetch_log;
+
 DROP TABLE fetch_users;
+DROP SEQUENCE fetch_seq;
 SELECT cache_flush() >= 0 AS flushed;

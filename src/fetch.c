@@ -18,6 +18,13 @@
  * it, and a memo entry is used only when its text is byte for byte what the
  * store returned now.
  *
+ * The query is one read-only SELECT, run read-only (query_to_json()), with
+ * $1, $2, ... bound to the parameters of cache_fetch(key, query, ttl,
+ * VARIADIC params).  Every call, hit or miss, first checks it with
+ * fetch_check_query() (fetch_check.c): the caller must be allowed to read
+ * what the query reads, and when its rows depend on the role (row-level
+ * security, column privileges) the cache is neither read nor written.
+ *
  *-------------------------------------------------------------------------
  */
 #include "postgres.h"
@@ -27,6 +34,7 @@
 #include "cache.h"
 #include "common/hashfn.h"
 #include "executor/spi.h"
+#include "fetch.h"
 #include "funcapi.h"
 #include "lib/stringinfo.h"
 #include "miscadmin.h"
@@ -194,22 +202,65 @@ cached_to_jsonb(const char *key, int keylen, text *cached)
 							  VARSIZE_ANY_EXHDR(t));
 }
 
-/* Run the query and return its rows as a JSON array of objects. */
+/* while the query runs: say where an error (a write refused) comes from */
+static void
+query_error_callback(void *arg)
+{
+	errcontext("query of cache_fetch, which runs read-only: %s",
+			   (const char *) arg);
+}
+
+/*
+ * Run the query and return its rows as a JSON array of objects.
+ *
+ * It runs read-only: XactReadOnly is set for its execution, as in a READ
+ * ONLY transaction, so that everything that writes fails with PostgreSQL's
+ * own error (25006), including volatile functions that the query calls,
+ * nextval() and DDL run by them, at any nesting depth; fetch_check_query()
+ * has already refused what is not one SELECT, with a clearer message.
+ * SPI's read_only flag is not the tool for this: it only refuses
+ * top-level statements that are not read-only, and it would make the
+ * query run on the calling statement's snapshot (SPI's non-read-only mode
+ * takes a fresh one, as cache_fetch always did).  A read-only transaction
+ * cannot be made read-write inside (check_transaction_read_only()
+ * refuses), and the flag is restored however the query ends.  Writes to
+ * temporary tables remain possible, as in any read-only transaction: they
+ * are private to the session.
+ */
 static char *
-query_to_json(const char *query)
+query_to_json(const char *query, int nargs, Oid *argtypes,
+			  Datum *values, const char *nulls)
 {
 	StringInfoData buf;
 	TupleDesc	tupdesc;
 	int			ret;
+	bool		save_read_only = XactReadOnly;
+	ErrorContextCallback errcb;
 
 	/* allocated before SPI_connect so that it outlives SPI_finish */
 	initStringInfo(&buf);
 	appendStringInfoChar(&buf, '[');
 
 	SPI_connect();
-	ret = SPI_execute(query, false, 0);
+	errcb.callback = query_error_callback;
+	errcb.arg = (void *) query;
+	errcb.previous = error_context_stack;
+	error_context_stack = &errcb;
+	XactReadOnly = true;
+	PG_TRY();
+	{
+		ret = SPI_execute_with_args(query, nargs, argtypes, values, nulls,
+									false, 0);
+	}
+	PG_FINALLY();
+	{
+		XactReadOnly = save_read_only;
+		error_context_stack = errcb.previous;
+	}
+	PG_END_TRY();
 	if (ret < 0)
-		elog(ERROR, "SPI_execute failed: %s", SPI_result_code_string(ret));
+		elog(ERROR, "SPI_execute_with_args failed: %s",
+			 SPI_result_code_string(ret));
 	if (SPI_tuptable == NULL)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
@@ -289,10 +340,30 @@ Datum
 cache_fetch(const CacheStore *store, const char *key, int keylen,
 			const char *query, int ttl)
 {
+	return cache_fetch_params(store, key, keylen, query, ttl,
+							  0, NULL, NULL, NULL);
+}
+
+Datum
+cache_fetch_params(const CacheStore *store, const char *key, int keylen,
+				   const char *query, int ttl,
+				   int nargs, Oid *argtypes, Datum *values, const char *nulls)
+{
 	text	   *cached;
 	LOCKTAG		tag;
 	uint64		h;
 	char	   *json;
+
+	/*
+	 * One read-only SELECT, which the caller may run (else the error it
+	 * would get); under RLS or column privileges its rows are the caller's
+	 * own: run it, and neither read nor store the shared value.
+	 */
+	if (!fetch_check_query(query, nargs, argtypes))
+	{
+		json = query_to_json(query, nargs, argtypes, values, nulls);
+		return DirectFunctionCall1(jsonb_in, CStringGetDatum(json));
+	}
 
 	cached = cache_get(store, key, keylen);
 	if (cached)
@@ -313,7 +384,7 @@ cache_fetch(const CacheStore *store, const char *key, int keylen,
 		}
 	}
 
-	json = query_to_json(query);
+	json = query_to_json(query, nargs, argtypes, values, nulls);
 	cache_set(store, key, keylen, json, strlen(json), ttl);
 
 	/* see above: the lock lasts for the statement, or until the commit */

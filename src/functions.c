@@ -10,6 +10,7 @@
 #include "postgres.h"
 
 #include "cache.h"
+#include "fetch.h"
 #include "invalq.h"
 #include "catalog/pg_type.h"
 #include "fmgr.h"
@@ -315,6 +316,19 @@ sql_cache_reset_stats(PG_FUNCTION_ARGS)
 	PG_RETURN_VOID();
 }
 
+/* cache_fetch's query argument: not empty */
+static char *
+fetch_query_arg(FunctionCallInfo fcinfo)
+{
+	char	   *query = text_to_cstring(PG_GETARG_TEXT_PP(1));
+
+	if (query[strspn(query, " \t\r\n;")] == '\0')
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("query must not be empty")));
+	return query;
+}
+
 Datum
 sql_cache_fetch(PG_FUNCTION_ARGS)
 {
@@ -325,10 +339,95 @@ sql_cache_fetch(PG_FUNCTION_ARGS)
 	if (PG_ARGISNULL(0) || PG_ARGISNULL(1))
 		PG_RETURN_NULL();
 	KEY_ARG(0, "key", key, keylen);
-	query = text_to_cstring(PG_GETARG_TEXT_PP(1));
-	if (query[strspn(query, " \t\r\n;")] == '\0')
-		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("query must not be empty")));
+	query = fetch_query_arg(fcinfo);
 	PG_RETURN_DATUM(cache_fetch(cache_current_store(), key, keylen, query, ttl_arg(fcinfo, 2)));
+}
+
+/*
+ * cache_fetch(key, query, ttl, VARIADIC params "any"): $1, $2, ... are the
+ * arguments after ttl, with their own types (an untyped literal is text),
+ * or the elements of an array passed with VARIADIC.  NULLs bind as NULL.
+ */
+PG_FUNCTION_INFO_V1(sql_cache_fetch_params);
+
+Datum
+sql_cache_fetch_params(PG_FUNCTION_ARGS)
+{
+	const char *key;
+	int			keylen;
+	char	   *query;
+	int			nargs;
+	Oid		   *argtypes;
+	Datum	   *values;
+	char	   *nulls;
+
+	if (PG_ARGISNULL(0) || PG_ARGISNULL(1))
+		PG_RETURN_NULL();
+	KEY_ARG(0, "key", key, keylen);
+	query = fetch_query_arg(fcinfo);
+
+	if (get_fn_expr_variadic(fcinfo->flinfo))
+	{
+		Oid			arrtype = get_fn_expr_argtype(fcinfo->flinfo, 3);
+		Oid			elemtype = OidIsValid(arrtype) ? get_base_element_type(arrtype) : InvalidOid;
+		Datum	   *elems = NULL;
+		bool	   *elemnulls = NULL;
+
+		if (!OidIsValid(elemtype))
+			ereport(ERROR,
+					(errcode(ERRCODE_DATATYPE_MISMATCH),
+					 errmsg("params passed with VARIADIC must be an array")));
+		nargs = 0;
+		if (!PG_ARGISNULL(3))
+		{
+			ArrayType  *arr = PG_GETARG_ARRAYTYPE_P(3);
+			int16		typlen;
+			bool		typbyval;
+			char		typalign;
+
+			get_typlenbyvalalign(ARR_ELEMTYPE(arr), &typlen, &typbyval, &typalign);
+			deconstruct_array(arr, ARR_ELEMTYPE(arr), typlen, typbyval, typalign,
+							  &elems, &elemnulls, &nargs);
+		}
+		argtypes = palloc(Max(nargs, 1) * sizeof(Oid));
+		values = palloc(Max(nargs, 1) * sizeof(Datum));
+		nulls = palloc(Max(nargs, 1));
+		for (int i = 0; i < nargs; i++)
+		{
+			argtypes[i] = elemtype;
+			values[i] = elems[i];
+			nulls[i] = elemnulls[i] ? 'n' : ' ';
+		}
+	}
+	else
+	{
+		nargs = PG_NARGS() - 3;
+		argtypes = palloc(Max(nargs, 1) * sizeof(Oid));
+		values = palloc(Max(nargs, 1) * sizeof(Datum));
+		nulls = palloc(Max(nargs, 1));
+		for (int i = 0; i < nargs; i++)
+		{
+			Oid			type = get_fn_expr_argtype(fcinfo->flinfo, 3 + i);
+			bool		isnull = PG_ARGISNULL(3 + i);
+
+			if (!OidIsValid(type))
+				ereport(ERROR,
+						(errcode(ERRCODE_INDETERMINATE_DATATYPE),
+						 errmsg("could not determine the data type of params argument %d", i + 1)));
+			values[i] = isnull ? (Datum) 0 : PG_GETARG_DATUM(3 + i);
+			/* an untyped literal ('abc', NULL) arrives as a C string */
+			if (type == UNKNOWNOID)
+			{
+				type = TEXTOID;
+				if (!isnull)
+					values[i] = CStringGetTextDatum(DatumGetCString(values[i]));
+			}
+			argtypes[i] = type;
+			nulls[i] = isnull ? 'n' : ' ';
+		}
+	}
+
+	PG_RETURN_DATUM(cache_fetch_params(cache_current_store(), key, keylen, query,
+									   ttl_arg(fcinfo, 2),
+									   nargs, argtypes, values, nulls));
 }
