@@ -478,7 +478,9 @@ cache_coherent_invalidate(const CacheStore *store, CacheOpKind kind,
 	}
 	else
 		op->delivered = run_invalidation(store, kind, arg, len, &removed);
-	if (redis && !op->delivered)
+
+	/* with no Redis configured there is nothing stale to remove later */
+	if (redis && !op->delivered && cache_redis_configured())
 		co.redis_undelivered = true;
 	return removed;
 }
@@ -824,7 +826,10 @@ static void
 repeat_after_commit(void)
 {
 	bool	   *apply = palloc0(co.nops * sizeof(bool));
-	bool		redis_failed = co.redis_queued;
+
+	/* queued already, or no Redis to repeat anything on */
+	bool		skip_redis = co.redis_queued || !cache_redis_configured();
+	bool		gave_up = false;
 
 	/* most writing transactions set nothing: no table of keys to build */
 	if (co.nsets > 0)
@@ -843,12 +848,12 @@ repeat_after_commit(void)
 
 			if (op->kind == CACHE_OP_SET ||
 				(op->kind != CACHE_OP_KEY && repeated_later(i)) ||
-				unchanged_since(op) || (redis && redis_failed))
+				unchanged_since(op) || (redis && skip_redis))
 				continue;
 			if (!run_invalidation(op->store, op->kind, op->key, op->keylen,
 								  &removed) && redis)
 			{
-				redis_failed = true;
+				skip_redis = gave_up = true;
 				if (!queue_redis_ops(i, InvalidTransactionId))
 					ereport(WARNING,
 							(errcode(ERRCODE_CONNECTION_FAILURE),
@@ -861,7 +866,7 @@ repeat_after_commit(void)
 			CacheOp    *op = &co.ops[i];
 
 			if (!apply[i] ||
-				(op->store->id == CACHE_BACKEND_REDIS && redis_failed))
+				(op->store->id == CACHE_BACKEND_REDIS && skip_redis))
 				continue;
 			set_checked(op->store, op->key, op->keylen, op->val, op->vallen,
 						op->ttl, op->lease, co.own_lo, co.own_hi);
@@ -879,7 +884,7 @@ repeat_after_commit(void)
 	 * queue now finishes; the commit itself has happened, so the client
 	 * must not be told "canceling statement" about it.
 	 */
-	if (redis_failed && QueryCancelPending && !ProcDiePending)
+	if (gave_up && QueryCancelPending && !ProcDiePending)
 		QueryCancelPending = false;
 }
 

@@ -181,6 +181,16 @@ my ($rc, $err2);
 is($rc, 0, 'with no Redis configured, writes to an attached table work');
 is($err2, '', 'without any message about Redis');
 like($out, qr/t$/, 'and they invalidate the shmem key');
+# an explicit invalidation on the Redis backend with no Redis configured
+# has nothing stale to protect: it reports the failure and the
+# transaction commits, with nothing to repeat or queue after it
+($rc, $out, $err2) = CacheTest::sql($plain, q{SET cache_ext.backend = 'redis';
+	BEGIN; SELECT cache_delete('k'); INSERT INTO users VALUES (2, 'c'); COMMIT;
+	SELECT count(*) FROM users WHERE user_id = 2});
+is($rc, 0, 'with no Redis configured, a Redis-backend cache_delete in a writing transaction commits');
+like($out, qr/1$/, 'and the row is there');
+like($err2, qr/cache_ext.redis_url is not set/, 'the failure names the missing setting');
+unlike($err2, qr/nor queue/, 'and nothing tries to queue it');
 $plain->stop;
 
 $node->stop;
