@@ -61,3 +61,9 @@ demo:
 
 bench:
 	bash bench/run.sh
+
+# A source archive of the committed tree (PGXN): cache_ext-<version>.zip
+EXTVERSION = $(shell sed -n "s/^default_version = '\(.*\)'/\1/p" $(srcdir)/cache_ext.control)
+.PHONY: dist
+dist:
+	git archive --format=zip --prefix=$(EXTENSION)-$(EXTVERSION)/ -o $(EXTENSION)-$(EXTVERSION).zip HEAD
