@@ -117,11 +117,11 @@ FETCH_ALL = text("""
     SELECT cache_fetch('users:all',
                        'SELECT user_id AS id, name, email FROM users ORDER BY user_id',
                        600)::text""")
+# the id is bound as $1 by cache_fetch, never spliced into the query text
 FETCH_ONE = text("""
     SELECT (cache_fetch(:key,
-                        format('SELECT user_id AS id, name, email FROM users WHERE user_id = %s',
-                               CAST(:id AS bigint)),
-                        900) -> 0)::text""")
+                        'SELECT user_id AS id, name, email FROM users WHERE user_id = $1',
+                        900, CAST(:id AS bigint)) -> 0)::text""")
 
 
 async def sql_fetch(stmt, **params):
