@@ -384,8 +384,21 @@ cache_fetch_params(const CacheStore *store, const char *key, int keylen,
 		}
 	}
 
-	json = query_to_json(query, nargs, argtypes, values, nulls);
-	cache_set(store, key, keylen, json, strlen(json), ttl);
+	/*
+	 * An error releases the key's lock at once: a savepoint or an EXCEPTION
+	 * block may catch it, and the transaction go on idling.
+	 */
+	PG_TRY();
+	{
+		json = query_to_json(query, nargs, argtypes, values, nulls);
+		cache_set(store, key, keylen, json, strlen(json), ttl);
+	}
+	PG_CATCH();
+	{
+		fetch_lock_release(&tag);
+		PG_RE_THROW();
+	}
+	PG_END_TRY();
 
 	/* see above: the lock lasts for the statement, or until the commit */
 	if (!TransactionIdIsValid(GetTopTransactionIdIfAny()) ||
