@@ -27,8 +27,8 @@
  * I3 A Redis invalidation is never lost.  One that fails (or is not tried
  *    because the queue shows Redis is failing) marks the transaction; at
  *    PRE_COMMIT all of its Redis invalidations are pushed to the durable
- *    invalidation queue (invalq.h), to be delivered once it has committed,
- *    and the repeat leaves them to the worker.  If they cannot be queued
+ *    invalidation queue (invalq.h), to be delivered once it has committed;
+ *    the repeat still runs after the publish.  If they cannot be queued
  *    the transaction fails.  What the repeat cannot deliver (out of time,
  *    canceled, Redis failing) is queued too.  While an item is queued,
  *    reads of the keys it covers miss and sets of them are refused.
@@ -79,6 +79,7 @@
 #include "coherence_ring.h"
 #include "invalq.h"
 #include "miscadmin.h"
+#include "storage/lwlock.h"
 #include "utils/builtins.h"
 #include "utils/hsearch.h"
 #include "utils/memutils.h"
@@ -149,8 +150,8 @@ typedef struct Coherence
 	int		   *bulk_ops;		/* positions of the bulk ops, in order */
 	int			nbulk;
 	int			maxbulk;
+	bool		wrote;			/* a trigger invalidated for a write */
 	bool		redis_undelivered;	/* I3: a Redis invalidation failed */
-	bool		redis_queued;	/* I3: all handed to the queue at PRE_COMMIT */
 	bool		repeat_pending; /* committed; the repeat is still to run */
 	uint64		own_lo;			/* our commit's ring slots */
 	uint64		own_hi;
@@ -163,10 +164,14 @@ typedef struct Coherence
 
 static Coherence co = {.last_set = -1};
 
+/*
+ * A transaction has written once it has an XID, or once a trigger has
+ * invalidated for it (a write to a foreign table takes no local XID).
+ */
 static bool
 has_written(void)
 {
-	return TransactionIdIsValid(GetTopTransactionIdIfAny());
+	return co.wrote || TransactionIdIsValid(GetTopTransactionIdIfAny());
 }
 
 static uint64
@@ -206,7 +211,7 @@ reset_xact(void)
 	co.key_index = co.bulk_index = NULL;
 	co.bulk_ops = NULL;
 	co.nbulk = co.maxbulk = 0;
-	co.redis_undelivered = co.redis_queued = co.repeat_pending = false;
+	co.wrote = co.redis_undelivered = co.repeat_pending = false;
 	co.own_lo = 1;
 	co.own_hi = 0;
 	co.in_commit = false;
@@ -421,6 +426,9 @@ cache_coherent_invalidate(const CacheStore *store, CacheOpKind kind,
 	int64		removed = 0;
 	bool		redis = (store->id == CACHE_BACKEND_REDIS);
 	bool		spares_row_images = (flags & CACHE_INV_SPARES_ROW_IMAGES) != 0;
+
+	if (flags & CACHE_INV_BY_WRITE)
+		co.wrote = true;
 
 	/* I7: past MAX_KEY_OPS, a trigger's key stands for its namespace */
 	if (kind == CACHE_OP_KEY && co.nkeyops[store->id] >= MAX_KEY_OPS)
@@ -679,9 +687,26 @@ cache_coherent_set(const CacheStore *store, const char *key, int keylen,
 static void
 publish(void)
 {
-	CacheRingItem *items = palloc(Max(co.nops, 1) * sizeof(CacheRingItem));
+	CacheRingItem *items;
 	int			n = 0;
 
+	/*
+	 * The commit record is written: an ERROR here would be a PANIC.  Out of
+	 * memory, publish one "whole namespace" item per store instead, which
+	 * only refuses more sets.
+	 */
+	items = MemoryContextAllocExtended(CurrentMemoryContext,
+									   Max(co.nops, 1) * sizeof(CacheRingItem),
+									   MCXT_ALLOC_NO_OOM);
+	if (items == NULL)
+	{
+		CacheRingItem all[CACHE_NUM_STORES];
+
+		for (int st = 0; st < CACHE_NUM_STORES; st++)
+			all[st] = (CacheRingItem) {st, CACHE_OP_ALL, "", 0};
+		cache_ring_publish(CACHE_NUM_STORES, all, &co.own_lo, &co.own_hi);
+		return;
+	}
 	for (int i = 0; i < co.nops; i++)
 	{
 		CacheOp    *op = &co.ops[i];
@@ -758,7 +783,6 @@ pre_commit(void)
 				 errdetail("The invalidation queue is full.") :
 				 errdetail("Queueing invalidations needs shared_preload_libraries = 'cache_ext'."),
 				 errhint("The transaction was rolled back so that Redis keeps no value it made stale.")));
-	co.redis_queued = true;
 }
 
 /*
@@ -816,6 +840,9 @@ unchanged_since(CacheOp *op)
 		op->store->generation() == op->generation;
 }
 
+/* the invalidation the repeat is at, for after_commit()'s error path */
+static int	repeat_next = 0;
+
 /*
  * I2: the repeat, after the locks are released.  Redis work is bounded by
  * the command timeout as a whole and gives way to a cancel; what it does
@@ -827,9 +854,16 @@ repeat_after_commit(void)
 {
 	bool	   *apply = palloc0(co.nops * sizeof(bool));
 
-	/* queued already, or no Redis to repeat anything on */
-	bool		skip_redis = co.redis_queued || !cache_redis_configured();
+	/*
+	 * Even what was queued at PRE_COMMIT is repeated here, now that the ring
+	 * has the commit: the worker may have delivered it between the end of
+	 * the transaction and the publish, when a reader's set was checked
+	 * against neither.
+	 */
+	bool		skip_redis = !cache_redis_configured();
 	bool		gave_up = false;
+
+	repeat_next = 0;
 
 	/* most writing transactions set nothing: no table of keys to build */
 	if (co.nsets > 0)
@@ -846,6 +880,7 @@ repeat_after_commit(void)
 			bool		redis = (op->store->id == CACHE_BACKEND_REDIS);
 			int64		removed;
 
+			repeat_next = i;
 			if (op->kind == CACHE_OP_SET ||
 				(op->kind != CACHE_OP_KEY && repeated_later(i)) ||
 				unchanged_since(op) || (redis && skip_redis))
@@ -915,10 +950,38 @@ after_commit(void)
 		InterruptHoldoffCount = save_interrupt_holdoff;
 		QueryCancelHoldoffCount = save_cancel_holdoff;
 		CritSectionCount = save_crit_section;
+
+		/*
+		 * No abort follows to release what the error left held: nothing
+		 * holds an LWLock legitimately here.
+		 */
+		LWLockReleaseAll();
 		edata = CopyErrorData();
 		FlushErrorState();
+		cache_redis_deadline = 0;
 		edata->elevel = WARNING;
 		ThrowErrorData(edata);
+
+		/* what was not repeated goes to the queue, as any failure's */
+		if (cache_redis_configured())
+		{
+			PG_TRY();
+			{
+				if (!queue_redis_ops(repeat_next, InvalidTransactionId))
+					ereport(WARNING,
+							(errmsg("cache_ext: could not queue this commit's remaining Redis invalidations")));
+			}
+			PG_CATCH();
+			{
+				MemoryContextSwitchTo(oldcxt);
+				InterruptHoldoffCount = save_interrupt_holdoff;
+				QueryCancelHoldoffCount = save_cancel_holdoff;
+				CritSectionCount = save_crit_section;
+				LWLockReleaseAll();
+				FlushErrorState();
+			}
+			PG_END_TRY();
+		}
 	}
 	PG_END_TRY();
 	reset_xact();
