@@ -727,6 +727,10 @@ conn_open(void)
 	TimestampTz deadline = deadline_after(cache_redis_connect_timeout);
 	pgsocket	sock;
 
+	/* the commit-time repeat bounds its work as a whole, connecting included */
+	if (cache_redis_deadline != 0 && cache_redis_deadline < deadline)
+		deadline = cache_redis_deadline;
+
 	if (!exit_hook_set)
 	{
 		on_proc_exit(conn_at_exit, (Datum) 0);
