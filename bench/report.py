@@ -379,7 +379,9 @@ if em is not None:
     w("|---|---:|---:|---:|---:|---:|")
     il = collections.OrderedDict([("empty", "empty loop `count(i)`"), ("builtin", "builtin `length('k:' || …)`"),
                                   ("ce_get", "cache_ext shmem `cache_get`"), ("u_get", "UNLOGGED table, scalar subquery"),
-                                  ("mc_get", "pgmemcache `memcache_get`"), ("cer_get", "cache_ext redis `cache_get`")])
+                                  ("mc_get", "pgmemcache `memcache_get`"), ("cer_get", "cache_ext redis `cache_get`"),
+                                  ("ce_fetch", "cache_ext shmem `cache_fetch` hit, `SELECT 1 AS a`"),
+                                  ("ce_fetch_t", "cache_ext shmem `cache_fetch` hit, a one-table query")])
     for n, lab in il.items():
         v = med("inquery", n)
         if v is None:

@@ -277,6 +277,10 @@ if has_section inquery; then
 		"ce_get|$M|SELECT count(cache_get('k:' || (i % 10000))) FROM generate_series(1, $M) i"
 		"u_get|$((M / 10))|SELECT count((SELECT value FROM ucache WHERE key = 'k:' || (i % 10000) AND expires_at > now())) FROM generate_series(1, $((M / 10))) i"
 		"mc_get|$((M / 100))|SELECT count(memcache_get('k:' || (i % 10000))) FROM generate_series(1, $((M / 100))) i"
+		# cache_fetch hits (100 keys, filled by the first calls): a query that
+		# reads nothing, and one that reads a table (its privileges checked)
+		"ce_fetch|$((M / 10))|SELECT count(cache_fetch('f:' || (i % 100), 'SELECT 1 AS a')) FROM generate_series(1, $((M / 10))) i"
+		"ce_fetch_t|$((M / 10))|SELECT count(cache_fetch('ft:' || (i % 100), 'SELECT key FROM ucache WHERE key = ''k:1''')) FROM generate_series(1, $((M / 10))) i"
 		# the 110 kB page: a copy of an in-memory value per row (the floor),
 		# then fetched from cache_ext and from the UNLOGGED table per row
 		"page_floor|$((M / 500))|WITH p AS MATERIALIZED (SELECT cache_get('page/users/1') AS v) SELECT sum(octet_length(v || '')) FROM generate_series(1, $((M / 500))) i, p"
