@@ -139,3 +139,48 @@ CREATE FUNCTION cache_fetch(key text, query text, ttl integer, VARIADIC params "
 RETURNS jsonb
 AS 'MODULE_PATHNAME', 'sql_cache_fetch_params'
 LANGUAGE C VOLATILE PARALLEL UNSAFE;
+
+-- ---- comments: what \df+ cache_* and \dx+ cache_ext show ----
+
+COMMENT ON FUNCTION cache_get(text) IS
+    'the cached value of key, or NULL on a miss';
+COMMENT ON FUNCTION cache_get_many(text[]) IS
+    'one row per key that is present, in one round trip on Redis';
+COMMENT ON FUNCTION cache_set(text, text, integer) IS
+    'store value under key for ttl seconds (NULL: cache_ext.default_ttl, 0: never expires); false if not stored';
+COMMENT ON FUNCTION cache_set(text, jsonb, integer) IS
+    'store the JSON text of value under key for ttl seconds; false if not stored';
+COMMENT ON FUNCTION cache_delete(text) IS
+    'remove key; true if a live key was removed';
+COMMENT ON FUNCTION cache_invalidate_prefix(text) IS
+    'remove every key that starts with prefix, taken literally; returns how many';
+COMMENT ON FUNCTION cache_invalidate_pattern(text) IS
+    'remove every key matching a glob pattern (Redis MATCH semantics); a leading wildcard needs the privilege to run cache_flush()';
+COMMENT ON FUNCTION cache_ttl(text) IS
+    'seconds left before key expires, -1 if it never does, NULL if absent';
+COMMENT ON FUNCTION cache_flush() IS
+    'remove every key of this database''s namespace (not granted to PUBLIC)';
+COMMENT ON FUNCTION cache_stats() IS
+    'the session''s store: counters, size, hit ratio, and Redis invalidations queued and delivered';
+COMMENT ON FUNCTION cache_reset_stats() IS
+    'reset the counters (not granted to PUBLIC)';
+COMMENT ON FUNCTION cache_fetch(text, text, integer) IS
+    'cache-aside in one call: the cached JSON, or the rows of one read-only SELECT run with the caller''s privileges, stored under key';
+COMMENT ON FUNCTION cache_fetch(text, text, integer, "any") IS
+    'cache_fetch with parameters bound as $1, $2, ... in the query';
+COMMENT ON FUNCTION cache_invalidate() IS
+    'trigger function: invalidates its targets (prefixes, and key templates such as ''users:by_id:{id}'') in every configured store';
+COMMENT ON FUNCTION cache_write_through() IS
+    'trigger function: stores each written row''s JSON under its templated key';
+COMMENT ON FUNCTION cache_attach(regclass, text[]) IS
+    'create the invalidation triggers on a table (and its partitions) for the given targets; default: the table''s name followed by a colon';
+COMMENT ON FUNCTION cache_attach_write_through(regclass, text, integer) IS
+    'create write-through triggers on a table (its owner only)';
+COMMENT ON FUNCTION cache_detach(regclass) IS
+    'drop the triggers that cache_attach and cache_attach_write_through made';
+COMMENT ON FUNCTION cache_invalidate_partition() IS
+    'trigger function on partitions: TRUNCATE invalidates what a TRUNCATE of its ancestors would';
+COMMENT ON FUNCTION cache_ddl_command_end() IS
+    'event trigger function: keeps partition triggers right and refuses dropping or renaming a templated column';
+COMMENT ON FUNCTION cache_ddl_command_start() IS
+    'event trigger function: DROP TABLE of an attached table or partition invalidates its targets';

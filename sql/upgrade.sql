@@ -109,3 +109,11 @@ SELECT cache_detach('broken');
 SELECT * FROM pg_temp.tree_triggers('broken');
 
 DROP TABLE users, teams, events, products, notes, broken;
+
+-- every function of the extension has a comment (\df+ shows it)
+SELECT p.oid::regprocedure AS function_without_comment
+FROM pg_depend d JOIN pg_proc p ON p.oid = d.objid
+WHERE d.refclassid = 'pg_extension'::regclass
+  AND d.refobjid = (SELECT oid FROM pg_extension WHERE extname = 'cache_ext')
+  AND d.classid = 'pg_proc'::regclass
+  AND obj_description(p.oid, 'pg_proc') IS NULL;
