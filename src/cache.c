@@ -362,8 +362,16 @@ invalidate(const CacheStore *store, CacheOpKind kind, const char *arg,
 		   int len, int flags)
 {
 	int64		n;
+	int			nslen = len;
 
-	n = cache_coherent_invalidate(store, kind, arg, len, len, flags);
+	/*
+	 * A pattern's namespace is its literal start ("users:*" -> "users:");
+	 * arg is not NUL-terminated.
+	 */
+	if (kind == CACHE_OP_PATTERN)
+		for (nslen = 0; nslen < len && !strchr("*?[\\", arg[nslen]); nslen++)
+			;
+	n = cache_coherent_invalidate(store, kind, arg, len, nslen, flags);
 	cache_stat_add(store->id, CACHE_STAT_INVALIDATIONS, n);
 	if (DEBUG1_WANTED())
 		ereport(DEBUG1,

@@ -283,6 +283,14 @@ widen(EntryView *v, int level)
 		return;
 	if (level == WIDEN_ALL || v->nslen == 0)
 	{
+		/*
+		 * An item with no namespace widens to all of its key_prefix; with no
+		 * key_prefix that would be the whole Redis database, the
+		 * application's own keys included: it stays as it is (and a push
+		 * that still does not fit fails its transaction).
+		 */
+		if (level != WIDEN_ALL && v->prefixlen == 0)
+			return;
 		v->kind = CACHE_OP_ALL;
 		v->len = v->nslen = 0;
 	}
