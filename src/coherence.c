@@ -152,6 +152,7 @@ typedef struct Coherence
 	int			maxbulk;
 	bool		wrote;			/* a trigger invalidated for a write */
 	bool		redis_undelivered;	/* I3: a Redis invalidation failed */
+	bool		redis_queued;	/* I3: all queued at PRE_COMMIT */
 	bool		repeat_pending; /* committed; the repeat is still to run */
 	uint64		own_lo;			/* our commit's ring slots */
 	uint64		own_hi;
@@ -211,7 +212,7 @@ reset_xact(void)
 	co.key_index = co.bulk_index = NULL;
 	co.bulk_ops = NULL;
 	co.nbulk = co.maxbulk = 0;
-	co.wrote = co.redis_undelivered = co.repeat_pending = false;
+	co.wrote = co.redis_undelivered = co.redis_queued = co.repeat_pending = false;
 	co.own_lo = 1;
 	co.own_hi = 0;
 	co.in_commit = false;
@@ -783,6 +784,7 @@ pre_commit(void)
 				 errdetail("The invalidation queue is full.") :
 				 errdetail("Queueing invalidations needs shared_preload_libraries = 'cache_ext'."),
 				 errhint("The transaction was rolled back so that Redis keeps no value it made stale.")));
+	co.redis_queued = true;
 }
 
 /*
@@ -858,7 +860,8 @@ repeat_after_commit(void)
 	 * Even what was queued at PRE_COMMIT is repeated here, now that the ring
 	 * has the commit: the worker may have delivered it between the end of
 	 * the transaction and the publish, when a reader's set was checked
-	 * against neither.
+	 * against neither (Redis answered then).  If the repeat fails, it is
+	 * not queued again: it is in the queue, or was delivered just now.
 	 */
 	bool		skip_redis = !cache_redis_configured();
 	bool		gave_up = false;
@@ -889,7 +892,8 @@ repeat_after_commit(void)
 								  &removed) && redis)
 			{
 				skip_redis = gave_up = true;
-				if (!queue_redis_ops(i, InvalidTransactionId))
+				if (!co.redis_queued &&
+					!queue_redis_ops(i, InvalidTransactionId))
 					ereport(WARNING,
 							(errcode(ERRCODE_CONNECTION_FAILURE),
 							 errmsg("cache_ext: could not repeat this commit's Redis invalidations, nor queue them"),
@@ -963,7 +967,7 @@ after_commit(void)
 		ThrowErrorData(edata);
 
 		/* what was not repeated goes to the queue, as any failure's */
-		if (cache_redis_configured())
+		if (cache_redis_configured() && !co.redis_queued)
 		{
 			PG_TRY();
 			{

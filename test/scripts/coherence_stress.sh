@@ -236,6 +236,8 @@ for backend in $stores; do
 	fi
 	echo "$backend: ${ops:-0} operations ($writes committed writes), $stale stale reads during the run, $left stale values after the last delivery"
 	if [ "$rc" -ne 0 ] || [ -z "$ops" ] || [ "$ops" -eq 0 ]; then
+		# the errors that aborted clients, then the summary
+		grep -E 'ERROR|FATAL|aborted' <<<"$out" | head -n 10
 		echo "$out" | tail -n 20
 		echo "FAIL $backend: pgbench failed (exit status $rc)"
 		status=1
