@@ -65,8 +65,7 @@ typedef enum CacheOpKind
 	CACHE_OP_KEY,
 	CACHE_OP_PREFIX,
 	CACHE_OP_PATTERN,
-	CACHE_OP_ALL,
-	CACHE_OP_SKIP				/* commit-time repeat found unnecessary */
+	CACHE_OP_ALL
 } CacheOpKind;
 
 typedef enum CacheSetResult

@@ -311,8 +311,6 @@ op_covers(CacheOp *op, const char *key, int keylen)
 			return cache_glob_match(op->key, op->keylen, key, keylen);
 		case CACHE_OP_ALL:
 			return true;
-		case CACHE_OP_SKIP:
-			break;
 	}
 	return false;
 }

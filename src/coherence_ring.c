@@ -136,7 +136,6 @@ slot_covers(RingSlot *slot, CacheBackend store, const char *key, int keylen,
 		case CACHE_OP_ALL:
 			return true;
 		case CACHE_OP_SET:
-		case CACHE_OP_SKIP:
 			break;
 	}
 	return false;
