@@ -18,12 +18,17 @@
 #   CE_KEEP=1      keep the temp dir (and stop nothing) for debugging
 #   CE_PORT_BASE   first PostgreSQL port to try (54329)
 #   CE_REDIS_PORT_BASE  first Redis port to try (63790)
+#   CE_PGPREFIX    root of a relocated copy of the PostgreSQL packages
+#                  (e.g. /tmp/pg1 holding /tmp/pg1/usr/lib/postgresql/15 and
+#                  /tmp/pg1/usr/share/postgresql/15): build, install and test
+#                  there, so that two checkouts can be tested side by side
 
 # shellcheck disable=SC2034  # used by the scripts that source this file
 CE_PGVER=${CE_PGVER:-15}
-CE_PGBIN=/usr/lib/postgresql/$CE_PGVER/bin
+CE_PGPREFIX=${CE_PGPREFIX:-}
+CE_PGBIN=$CE_PGPREFIX/usr/lib/postgresql/$CE_PGVER/bin
 CE_PG_CONFIG=$CE_PGBIN/pg_config
-CE_PGXS_DIR=/usr/lib/postgresql/$CE_PGVER/lib/pgxs
+CE_PGXS_DIR=$CE_PGPREFIX/usr/lib/postgresql/$CE_PGVER/lib/pgxs
 CE_PG_REGRESS=$CE_PGXS_DIR/src/test/regress/pg_regress
 CE_PG_ISOLATION_REGRESS=$CE_PGXS_DIR/src/test/isolation/pg_isolation_regress
 CE_TAP_PERL_DIR=$CE_PGXS_DIR/src/test/perl
