@@ -13,6 +13,7 @@ OBJS = \
 	src/cache.o \
 	src/coherence.o \
 	src/coherence_ring.o \
+	src/coherence_wal.o \
 	src/fetch.o \
 	src/fetch_check.o \
 	src/stats.o \
@@ -20,6 +21,8 @@ OBJS = \
 	src/store_shmem.o \
 	src/redis_conn.o \
 	src/store_redis.o \
+	src/near_cache.o \
+	src/redis_tracking.o \
 	src/trigger.o \
 	src/trigger_ddl.o \
 	src/invalq.o src/redis_worker.o

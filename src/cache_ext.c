@@ -9,10 +9,13 @@
 
 #include "access/xact.h"
 #include "cache.h"
+#include "coherence_wal.h"
 #include "catalog/objectaccess.h"
 #include "catalog/pg_database.h"
 #include "invalq.h"
 #include "miscadmin.h"
+#include "near_cache.h"
+#include "redis_tracking.h"
 #include "storage/ipc.h"
 #include "storage/lwlock.h"
 #include "storage/shmem.h"
@@ -36,6 +39,8 @@ cache_shmem_request_hook(void)
 	RequestAddinShmemSpace(cache_stats_shmem_size());
 	RequestAddinShmemSpace(cache_coherence_shmem_size());
 	RequestAddinShmemSpace(cache_queue_shmem_size());
+	RequestAddinShmemSpace(cache_tracking_shmem_size());
+	RequestAddinShmemSpace(cache_near_shmem_size());
 }
 
 static void
@@ -48,6 +53,8 @@ cache_shmem_startup_hook(void)
 	cache_stats_shmem_init();
 	cache_coherence_shmem_init();
 	cache_queue_shmem_init();
+	cache_tracking_shmem_init();
+	cache_near_shmem_init();
 	LWLockRelease(AddinShmemInitLock);
 }
 
@@ -82,6 +89,8 @@ _PG_init(void)
 {
 	/* before cache_define_gucs() reserves the prefix */
 	cache_queue_define_gucs();
+	cache_tracking_define_gucs();
+	cache_near_define_gucs();
 	cache_define_gucs();
 	cache_coherence_init();
 
@@ -100,5 +109,6 @@ _PG_init(void)
 	prev_object_access_hook = object_access_hook;
 	object_access_hook = cache_object_access_hook;
 	RegisterXactCallback(cache_drop_xact_callback, NULL);
+	cache_wal_init();
 	cache_worker_register();
 }

@@ -1,0 +1,25 @@
+/*-------------------------------------------------------------------------
+ *
+ * redis_tracking.h
+ *		Redis server-assisted client tracking, held by the cache_ext worker
+ *		(redis_tracking.c), and the key directory it feeds.
+ *
+ *-------------------------------------------------------------------------
+ */
+#ifndef REDIS_TRACKING_H
+#define REDIS_TRACKING_H
+
+/*
+ * The tracking stream's epoch: 0 while the worker holds no live tracking
+ * connection to the server-wide cache_ext.redis_url; otherwise a number
+ * that changes on every (re)connection.  A near-cache fill that read 0, or
+ * that sees a different epoch when it completes, must not be kept.
+ */
+extern uint64 cache_tracking_epoch(void);
+
+/* cache_ext.c: settings and shared memory */
+extern void cache_tracking_define_gucs(void);
+extern Size cache_tracking_shmem_size(void);
+extern void cache_tracking_shmem_init(void);
+
+#endif							/* REDIS_TRACKING_H */
