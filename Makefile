@@ -34,7 +34,7 @@ PG_CPPFLAGS = -I$(srcdir)/src
 SHLIB_LINK = -lhiredis
 
 # pg_regress cases, run once per store by "make test" (test/run.sh).
-REGRESS = basic args values ttl invalidate fetch fetch_privileges stats privileges database triggers partitions transactions upgrade
+REGRESS = basic args values ttl invalidate fetch fetch_privileges stats monitoring privileges database triggers partitions transactions upgrade
 REGRESS_OPTS = --inputdir=. --outputdir=results
 
 # "make installcheck" runs these cases against a server the user already

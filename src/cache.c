@@ -301,6 +301,7 @@ set_common(const CacheStore *store, const char *key, int keylen, int nslen,
 	{
 		log_key(store, "not stored (value larger than cache_ext.max_value_size)",
 				key, keylen);
+		cache_stat_add(store->id, CACHE_STAT_SETS_TOO_LARGE, 1);
 		cache_coherent_invalidate(store, CACHE_OP_KEY, key, keylen, nslen, 0);
 		return false;
 	}
@@ -313,6 +314,7 @@ set_common(const CacheStore *store, const char *key, int keylen, int nslen,
 			return true;
 		case CACHE_SET_REFUSED:
 			log_key(store, "refused possibly stale set", key, keylen);
+			cache_stat_add(store->id, CACHE_STAT_SETS_REFUSED, 1);
 			return false;
 		case CACHE_SET_TOO_MANY:
 			log_key(store, "not stored (too many pending sets in this transaction)",

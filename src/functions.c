@@ -286,7 +286,8 @@ sql_cache_stats(PG_FUNCTION_ARGS)
 	cache_stat_read(store->id, counters);
 
 	values[i++] = CStringGetTextDatum(store->name);
-	for (int c = 0; c < CACHE_NUM_COUNTERS; c++)
+	/* the counters of the contract; the others are the view's */
+	for (int c = 0; c < CACHE_NUM_CONTRACT_COUNTERS; c++)
 		values[i++] = Int64GetDatum(counters[c]);
 	/* a store that could not tell reports a negative size: show NULL */
 	nulls[i] = size.entries < 0;
