@@ -144,6 +144,14 @@ extern bool cache_redis_configured(void);
  */
 extern void cache_store_failure(CacheBackend store, const char *what,
 								const char *detail);
+
+/*
+ * The same for a call refused without asking the store, because it failed
+ * a moment ago (Redis's retry pause): "detail" says so.  In "warn" mode it
+ * is not reported while the failure it repeats was reported recently.
+ */
+extern void cache_store_failure_again(CacheBackend store, const char *what,
+									  const char *detail);
 extern uint64 cache_store_failures;
 
 /* ---- glob patterns with Redis MATCH semantics (glob.c) ---- */

@@ -67,7 +67,8 @@ ttl_arg(FunctionCallInfo fcinfo, int argno)
 	if (ttl < 0)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("ttl must not be negative, got %d", ttl),
+				 errmsg("ttl must not be negative"),
+				 errdetail("The ttl given is %d.", ttl),
 				 errhint("Pass 0 for a value that never expires, or NULL for cache_ext.default_ttl.")));
 	return ttl;
 }
