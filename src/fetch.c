@@ -265,7 +265,7 @@ query_to_json(const char *query, int nargs, Oid *argtypes,
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("query must return rows"),
-				 errdetail("cache_fetch stores the rows of its query as JSON; \"%s\" returns none.",
+				 errdetail("The function cache_fetch stores the rows of its query as JSON; \"%s\" returns none.",
 						   query)));
 
 	tupdesc = BlessTupleDesc(SPI_tuptable->tupdesc);

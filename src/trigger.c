@@ -635,7 +635,7 @@ open_for_attach(Oid relid)
 		ereport(ERROR,
 				(errcode(ERRCODE_WRONG_OBJECT_TYPE),
 				 errmsg("\"%s\" is not a table", RelationGetRelationName(rel)),
-				 errdetail("cache_ext triggers can only be attached to tables.")));
+				 errdetail("The triggers of cache_ext can only be attached to tables.")));
 	return rel;
 }
 
