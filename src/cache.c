@@ -349,6 +349,7 @@ set_common(const CacheStore *store, const char *key, int keylen, int nslen,
 		case CACHE_SET_TOO_MANY:
 			log_key(store, "not stored (too many pending sets in this transaction)",
 					key, keylen);
+			cache_stat_add(store->id, CACHE_STAT_SETS_REFUSED, 1);
 			/* a write's: merged once widened to its namespace */
 			cache_coherent_invalidate(store, CACHE_OP_KEY, key, keylen, nslen,
 									  row_image ? CACHE_INV_BY_WRITE : 0);

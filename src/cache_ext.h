@@ -173,7 +173,8 @@ typedef enum CacheCounter
 	CACHE_STAT_EXPIRATIONS,
 	CACHE_STAT_ERRORS,
 	/* the ones above are cache_stats()'s, in its order; the view adds: */
-	CACHE_STAT_SETS_REFUSED,	/* refused as possibly stale (coherence) */
+	CACHE_STAT_SETS_REFUSED,	/* refused by the coherence rules: possibly
+								 * stale, or too many pending */
 	CACHE_STAT_SETS_TOO_LARGE,	/* over max_value_size, or what the store
 								 * can hold */
 	CACHE_STAT_INV_FAILED,		/* Redis invalidations not delivered at once */
