@@ -62,6 +62,8 @@ sub counters
 	return \%c;
 }
 my %before = map { $_ => counters($_) } qw(shmem redis);
+my $stats_reset = $node->safe_psql('postgres',
+	q{SELECT DISTINCT stats_reset FROM cache_ext_stats});
 ok($before{$_}{hits} > 0 && $before{$_}{sets} > 0, "$_: statistics are not zero before")
   for qw(shmem redis);
 
@@ -119,6 +121,8 @@ for my $store (qw(shmem redis))
 	my @back = grep { $after{$store}{$_} < $before{$store}{$_} } @counters;
 	is(join(' ', @back), '', "$store: no counter went back (the statistics were not reset)");
 }
+is($node->safe_psql('postgres', q{SELECT DISTINCT stats_reset FROM cache_ext_stats}),
+	$stats_reset, 'and cache_ext_stats.stats_reset is unchanged');
 
 # ---- cache_reset_stats(): what the regress cases no longer call ----
 
@@ -131,6 +135,9 @@ for my $store (qw(shmem redis))
 }
 $node->safe_psql('postgres', q{SELECT cache_get('users:by_id:1')});
 is(counters('redis')->{hits}, 1, 'and counting starts again from there');
+is($node->safe_psql('postgres',
+		qq{SELECT DISTINCT stats_reset > '$stats_reset' FROM cache_ext_stats}),
+	't', 'stats_reset says when');
 
 # ---- monitoring: what needs several sessions ----
 
