@@ -34,8 +34,19 @@ PG_CPPFLAGS = -I$(srcdir)/src
 SHLIB_LINK = -lhiredis
 
 # pg_regress cases, run once per store by "make test" (test/run.sh).
-REGRESS = basic args values ttl invalidate fetch fetch_privileges stats privileges database triggers partitions transactions upgrade
+REGRESS = basic args values ttl invalidate fetch fetch_privileges stats monitoring privileges database triggers partitions transactions upgrade
 REGRESS_OPTS = --inputdir=. --outputdir=results
+
+# "make installcheck" runs these cases against a server the user already
+# runs, so they touch only what they make: a database of their own
+# (contrib_regression_cache_ext, which pg_regress drops and creates; the
+# shared-memory store is namespaced by database) and, on Redis, keys under
+# a key prefix of their own (cache_flush() and cache_invalidate_pattern('*')
+# then remove only those).  No case resets the statistics: they compare
+# counters with a mark they take.  "make test" (test/run.sh) runs the same
+# cases on throwaway servers.
+USE_MODULE_DB = 1
+INSTALLCHECK_KEY_PREFIX = cache_ext_installcheck:
 
 PG_CONFIG ?= pg_config
 PGXS := $(shell $(PG_CONFIG) --pgxs 2>/dev/null)
@@ -48,6 +59,10 @@ all install installcheck:
 endif
 
 .PHONY: deps test demo bench
+
+# PGOPTIONS reaches every session pg_regress opens (the user's own options
+# are kept; ours come last and win).
+installcheck: export PGOPTIONS := $(PGOPTIONS) -c cache_ext.key_prefix=$(INSTALLCHECK_KEY_PREFIX)
 
 # Install the Debian packages the build, the tests and the demo need.
 deps:

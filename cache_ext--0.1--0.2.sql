@@ -184,3 +184,167 @@ COMMENT ON FUNCTION cache_ddl_command_end() IS
     'event trigger function: keeps partition triggers right and refuses dropping or renaming a templated column';
 COMMENT ON FUNCTION cache_ddl_command_start() IS
     'event trigger function: DROP TABLE of an attached table or partition invalidates its targets';
+
+-- ---- monitoring: views in the pg_stat_* manner (src/stats.c) ----
+--
+-- cache_ext_stats: server-wide, one row per store; counters, the Redis
+-- invalidation queue and stats_reset.  It asks no store anything, so it
+-- never fails nor waits, whatever cache_ext.on_error says.
+
+CREATE FUNCTION cache_ext_stats_rows(
+    OUT store text,
+    OUT hits bigint,
+    OUT misses bigint,
+    OUT sets bigint,
+    OUT deletes bigint,
+    OUT invalidations bigint,
+    OUT evictions bigint,
+    OUT expirations bigint,
+    OUT errors bigint,
+    OUT sets_refused bigint,
+    OUT sets_too_large bigint,
+    OUT invalidations_failed bigint,
+    OUT queue_pushed bigint,
+    OUT queue_length bigint,
+    OUT queue_delivered bigint,
+    OUT hit_ratio double precision,
+    OUT stats_reset timestamp with time zone)
+RETURNS SETOF record
+AS 'MODULE_PATHNAME', 'sql_cache_ext_stats_rows'
+LANGUAGE C VOLATILE PARALLEL RESTRICTED;
+
+CREATE VIEW cache_ext_stats AS
+    SELECT store, hits, misses, sets, deletes, invalidations, evictions,
+           expirations, errors, sets_refused, sets_too_large,
+           invalidations_failed, queue_pushed, queue_length, queue_delivered,
+           hit_ratio, stats_reset
+    FROM @extschema@.cache_ext_stats_rows();
+
+-- cache_ext_stats_database: this database's view of each store's size;
+-- NULL where the store cannot tell (Redis down or not configured, shared
+-- memory not preloaded).  Failures are neither raised nor counted.
+
+CREATE FUNCTION cache_ext_stats_database_rows(
+    OUT store text,
+    OUT entries bigint,
+    OUT bytes_used bigint,
+    OUT bytes_max bigint)
+RETURNS SETOF record
+AS 'MODULE_PATHNAME', 'sql_cache_ext_stats_database_rows'
+LANGUAGE C VOLATILE PARALLEL RESTRICTED;
+
+CREATE VIEW cache_ext_stats_database AS
+    SELECT d.oid AS datid, d.datname, s.store, s.entries, s.bytes_used,
+           s.bytes_max
+    FROM pg_catalog.pg_database d,
+         @extschema@.cache_ext_stats_database_rows() s
+    WHERE d.datname = pg_catalog.current_database();
+
+-- cache_ext_attachments: the tables whose writes invalidate (or write
+-- through), their targets and the stores a write reaches.
+
+-- The arguments of a trigger, from pg_trigger.tgargs (each one
+-- NUL-terminated, in the database encoding).
+CREATE FUNCTION cache_ext_trigger_args(args bytea)
+RETURNS text[]
+LANGUAGE sql STABLE STRICT PARALLEL SAFE
+AS $$
+    SELECT coalesce(pg_catalog.array_agg(
+               pg_catalog.convert_from(pg_catalog.substr(args, z.s, z.e - z.s),
+                                       pg_catalog.getdatabaseencoding())
+               ORDER BY z.e), '{}')
+    FROM (SELECT i + 1 AS e,
+                 pg_catalog.lag(i + 1, 1, 0) OVER (ORDER BY i) + 1 AS s
+          FROM pg_catalog.generate_series(0, pg_catalog.length(args) - 1) AS i
+          WHERE pg_catalog.get_byte(args, i) = 0) AS z
+$$;
+
+CREATE FUNCTION cache_ext_written_stores()
+RETURNS text[]
+AS 'MODULE_PATHNAME', 'sql_cache_ext_written_stores'
+LANGUAGE C STABLE PARALLEL RESTRICTED;
+
+CREATE VIEW cache_ext_attachments AS
+    WITH trg AS (
+        SELECT t.tgrelid, t.tgname, t.tgfoid,
+               @extschema@.cache_ext_trigger_args(t.tgargs) AS args
+        FROM pg_catalog.pg_trigger t
+        WHERE t.tgparentid = 0
+          AND t.tgfoid IN ('@extschema@.cache_invalidate()'::pg_catalog.regprocedure,
+                           '@extschema@.cache_write_through()'::pg_catalog.regprocedure))
+    SELECT r.tgrelid::pg_catalog.regclass AS table_name,
+           (SELECT pg_catalog.array_agg(DISTINCT a ORDER BY a)
+            FROM trg, pg_catalog.unnest(trg.args) AS a
+            WHERE trg.tgrelid = r.tgrelid
+              AND trg.tgfoid = '@extschema@.cache_invalidate()'::pg_catalog.regprocedure)
+             AS targets,
+           w.args[1] AS write_through,
+           w.args[2]::integer AS write_through_ttl,
+           (SELECT pg_catalog.array_agg(trg.tgname ORDER BY trg.tgname)
+            FROM trg WHERE trg.tgrelid = r.tgrelid) AS triggers,
+           @extschema@.cache_ext_written_stores() AS stores
+    FROM (SELECT DISTINCT tgrelid FROM trg) AS r
+    LEFT JOIN trg AS w
+      ON w.tgrelid = r.tgrelid AND w.tgname = 'cache_write_through'
+     AND w.tgfoid = '@extschema@.cache_write_through()'::pg_catalog.regprocedure;
+
+-- cache_ext_fetch_locks: the key locks of cache_fetch() (single-flight),
+-- from pg_locks, with the key each one is for.  Keys can be sensitive:
+-- readable by pg_monitor, not by PUBLIC.
+
+CREATE FUNCTION cache_ext_fetch_keys(
+    OUT pid integer,
+    OUT store text,
+    OUT key_hash bigint,
+    OUT key text)
+RETURNS SETOF record
+AS 'MODULE_PATHNAME', 'sql_cache_ext_fetch_keys'
+LANGUAGE C VOLATILE PARALLEL RESTRICTED;
+
+CREATE VIEW cache_ext_fetch_locks AS
+    WITH k AS MATERIALIZED (SELECT * FROM @extschema@.cache_ext_fetch_keys()),
+    l AS (
+        SELECT pid, database, granted, waitstart,
+               (classid::bigint << 32) | objid::bigint AS key_hash
+        FROM pg_catalog.pg_locks
+        -- FETCH_LOCK_FIELD4 (0xCAC4) of src/fetch.c, which pg_locks shows
+        -- as a smallint: 0xCAC4 - 0x10000
+        WHERE locktype = 'advisory' AND objsubid = -13628)
+    SELECT l.pid, d.datname,
+           coalesce(own.store, other.store) AS store,
+           coalesce(own.key, other.key) AS key,
+           l.key_hash, l.granted, l.waitstart
+    FROM l
+    LEFT JOIN pg_catalog.pg_database d ON d.oid = l.database
+    LEFT JOIN k AS own ON own.pid = l.pid AND own.key_hash = l.key_hash
+    LEFT JOIN LATERAL (SELECT k.store, k.key FROM k
+                       WHERE k.key_hash = l.key_hash AND k.key IS NOT NULL
+                       LIMIT 1) AS other ON true;
+
+REVOKE ALL ON FUNCTION cache_ext_fetch_keys() FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION cache_ext_fetch_keys() TO pg_monitor;
+GRANT SELECT ON cache_ext_fetch_locks TO pg_monitor;
+-- the counters and attachments are no secret (cache_stats() is PUBLIC's)
+GRANT SELECT ON cache_ext_stats, cache_ext_stats_database,
+    cache_ext_attachments TO PUBLIC;
+GRANT SELECT ON cache_ext_stats, cache_ext_stats_database,
+    cache_ext_attachments TO pg_monitor;
+
+COMMENT ON FUNCTION cache_ext_stats_rows() IS
+    'the rows of the cache_ext_stats view';
+COMMENT ON FUNCTION cache_ext_stats_database_rows() IS
+    'the rows of the cache_ext_stats_database view';
+COMMENT ON FUNCTION cache_ext_trigger_args(bytea) IS
+    'the arguments of a trigger, from pg_trigger.tgargs';
+COMMENT ON FUNCTION cache_ext_written_stores() IS
+    'the stores a write invalidates, whatever the session''s cache_ext.backend';
+COMMENT ON FUNCTION cache_ext_fetch_keys() IS
+    'backends inside cache_fetch() between a miss and storing its result: pid, store, key lock hash, key';
+COMMENT ON VIEW cache_ext_stats IS
+    'server-wide statistics, one row per store: counters since stats_reset, the Redis invalidation queue';
+COMMENT ON VIEW cache_ext_stats_database IS
+    'each store''s size as this database sees it; NULL where the store cannot tell';
+COMMENT ON VIEW cache_ext_attachments IS
+    'tables attached with cache_attach or cache_attach_write_through: targets, triggers, stores a write reaches';
+COMMENT ON VIEW cache_ext_fetch_locks IS
+    'cache_fetch key locks held and awaited, with their keys (pg_monitor)';

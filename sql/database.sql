@@ -10,7 +10,6 @@ SET client_min_messages = warning;
 CREATE EXTENSION IF NOT EXISTS cache_ext;
 RESET client_min_messages;
 SELECT cache_flush() >= 0 AS flushed;
-SELECT cache_reset_stats();
 
 SELECT current_database() AS regress_db, current_database() || '_other' AS other_db,
        current_setting('cache_ext.backend') = 'shmem' AS isolated \gset

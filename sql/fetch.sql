@@ -7,7 +7,6 @@ SET client_min_messages = warning;
 CREATE EXTENSION IF NOT EXISTS cache_ext;
 RESET client_min_messages;
 SELECT cache_flush() >= 0 AS flushed;
-SELECT cache_reset_stats();
 
 CREATE FUNCTION pg_temp.err(sql text) RETURNS text LANGUAGE plpgsql AS $$
 BEGIN

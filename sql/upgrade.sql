@@ -117,3 +117,14 @@ WHERE d.refclassid = 'pg_extension'::regclass
   AND d.refobjid = (SELECT oid FROM pg_extension WHERE extname = 'cache_ext')
   AND d.classid = 'pg_proc'::regclass
   AND obj_description(p.oid, 'pg_proc') IS NULL;
+
+-- and every view (\dv+ shows it)
+SELECT c.oid::regclass AS view_without_comment
+FROM pg_depend d JOIN pg_class c ON c.oid = d.objid
+WHERE d.refclassid = 'pg_extension'::regclass
+  AND d.refobjid = (SELECT oid FROM pg_extension WHERE extname = 'cache_ext')
+  AND d.classid = 'pg_class'::regclass
+  AND obj_description(c.oid, 'pg_class') IS NULL;
+SELECT count(*) AS views FROM pg_depend d JOIN pg_class c ON c.oid = d.objid
+WHERE d.refobjid = (SELECT oid FROM pg_extension WHERE extname = 'cache_ext')
+  AND d.classid = 'pg_class'::regclass AND c.relkind = 'v';

@@ -60,10 +60,21 @@ cache_written_stores(const CacheStore **stores)
 
 uint64		cache_store_failures = 0;
 
-void
-cache_store_failure(CacheBackend id, const char *what, const char *detail)
+/*
+ * "warn" mode warns once per failure: a failure like the last one warned
+ * about (same store, same detail) is not reported again for
+ * FAILURE_WARNING_INTERVAL_MS, nor is a call refused without asking the
+ * store (cache_store_failure_again), which only repeats one; a different
+ * failure is reported at once.
+ */
+static TimestampTz last_warning = 0;
+static CacheBackend last_warning_store;
+static char last_warning_detail[256];
+
+static void
+store_failure(CacheBackend id, const char *what, const char *detail,
+			  bool again)
 {
-	static TimestampTz last_warning = 0;
 	const char *store = cache_store_by_id(id)->name;
 	TimestampTz now;
 
@@ -90,19 +101,38 @@ cache_store_failure(CacheBackend id, const char *what, const char *detail)
 			now = GetCurrentTimestamp();
 			if (last_warning != 0 &&
 				!TimestampDifferenceExceeds(last_warning, now,
-											FAILURE_WARNING_INTERVAL_MS))
+											FAILURE_WARNING_INTERVAL_MS) &&
+				(again ||
+				 (id == last_warning_store &&
+				  strncmp(detail ? detail : "", last_warning_detail,
+						  sizeof(last_warning_detail) - 1) == 0)))
 				break;
 			last_warning = now;
+			last_warning_store = id;
+			strlcpy(last_warning_detail, detail ? detail : "",
+					sizeof(last_warning_detail));
 			ereport(WARNING,
 					(errcode(ERRCODE_CONNECTION_FAILURE),
 					 errmsg("cache_ext: %s store failed to %s", store, what),
 					 detail ? errdetail_internal("%s", detail) : 0,
-					 errhint("Reads miss and writes are not stored until it works again; further failures are not reported for %d seconds.",
+					 errhint("Reads miss and writes are not stored until it works again; the same failure is not reported again for %d seconds.",
 							 FAILURE_WARNING_INTERVAL_MS / 1000)));
 			break;
 		case CACHE_ON_ERROR_IGNORE:
 			break;
 	}
+}
+
+void
+cache_store_failure(CacheBackend id, const char *what, const char *detail)
+{
+	store_failure(id, what, detail, false);
+}
+
+void
+cache_store_failure_again(CacheBackend id, const char *what, const char *detail)
+{
+	store_failure(id, what, detail, true);
 }
 
 /*
@@ -301,6 +331,7 @@ set_common(const CacheStore *store, const char *key, int keylen, int nslen,
 	{
 		log_key(store, "not stored (value larger than cache_ext.max_value_size)",
 				key, keylen);
+		cache_stat_add(store->id, CACHE_STAT_SETS_TOO_LARGE, 1);
 		cache_coherent_invalidate(store, CACHE_OP_KEY, key, keylen, nslen, 0);
 		return false;
 	}
@@ -313,10 +344,12 @@ set_common(const CacheStore *store, const char *key, int keylen, int nslen,
 			return true;
 		case CACHE_SET_REFUSED:
 			log_key(store, "refused possibly stale set", key, keylen);
+			cache_stat_add(store->id, CACHE_STAT_SETS_REFUSED, 1);
 			return false;
 		case CACHE_SET_TOO_MANY:
 			log_key(store, "not stored (too many pending sets in this transaction)",
 					key, keylen);
+			cache_stat_add(store->id, CACHE_STAT_SETS_REFUSED, 1);
 			/* a write's: merged once widened to its namespace */
 			cache_coherent_invalidate(store, CACHE_OP_KEY, key, keylen, nslen,
 									  row_image ? CACHE_INV_BY_WRITE : 0);
@@ -375,10 +408,11 @@ invalidate(const CacheStore *store, CacheOpKind kind, const char *arg,
 	cache_stat_add(store->id, CACHE_STAT_INVALIDATIONS, n);
 	if (DEBUG1_WANTED())
 		ereport(DEBUG1,
-				(errmsg_internal("cache_ext: %s \"%.*s\" removed " INT64_FORMAT " keys (%s)",
+				(errmsg_internal("cache_ext: %s \"%.*s\" removed " INT64_FORMAT " %s (%s)",
 								 kind == CACHE_OP_PREFIX ? "invalidate prefix" :
 								 kind == CACHE_OP_PATTERN ? "invalidate pattern" : "flush",
-								 len, arg, n, store->name)));
+								 len, arg, n, n == 1 ? "key" : "keys",
+								 store->name)));
 	return n;
 }
 

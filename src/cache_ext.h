@@ -144,6 +144,14 @@ extern bool cache_redis_configured(void);
  */
 extern void cache_store_failure(CacheBackend store, const char *what,
 								const char *detail);
+
+/*
+ * The same for a call refused without asking the store, because it failed
+ * a moment ago (Redis's retry pause): "detail" says so.  In "warn" mode it
+ * is not reported while the failure it repeats was reported recently.
+ */
+extern void cache_store_failure_again(CacheBackend store, const char *what,
+									  const char *detail);
 extern uint64 cache_store_failures;
 
 /* ---- glob patterns with Redis MATCH semantics (glob.c) ---- */
@@ -164,15 +172,33 @@ typedef enum CacheCounter
 	CACHE_STAT_EVICTIONS,
 	CACHE_STAT_EXPIRATIONS,
 	CACHE_STAT_ERRORS,
+	/* the ones above are cache_stats()'s, in its order; the view adds: */
+	CACHE_STAT_SETS_REFUSED,	/* refused by the coherence rules: possibly
+								 * stale, or too many pending */
+	CACHE_STAT_SETS_TOO_LARGE,	/* over max_value_size, or what the store
+								 * can hold */
+	CACHE_STAT_INV_FAILED,		/* Redis invalidations not delivered at once */
+	CACHE_STAT_QUEUE_PUSHED,	/* Redis invalidations handed to the queue */
 	CACHE_NUM_COUNTERS
 } CacheCounter;
+
+#define CACHE_NUM_CONTRACT_COUNTERS (CACHE_STAT_ERRORS + 1)
 
 /* Counters are kept per store, so that cache_stats() describes one. */
 extern void cache_stat_add(CacheBackend store, CacheCounter c, int64 n);
 extern void cache_stat_read(CacheBackend store, int64 *values);
 extern void cache_stat_reset(void);
+extern TimestampTz cache_stat_reset_time(void);
 extern Size cache_stats_shmem_size(void);
 extern void cache_stats_shmem_init(void);
+
+/*
+ * The key of this backend's cache_fetch() while it waits for or holds the
+ * key's lock (the cache_ext_fetch_locks view); hash is the lock's.
+ */
+extern void cache_fetch_key_note(CacheBackend store, uint64 hash,
+								 const char *key, int keylen);
+extern void cache_fetch_key_clear(void);
 
 /* ---- shared memory (store_shmem.c) ---- */
 

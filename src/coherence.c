@@ -488,7 +488,10 @@ cache_coherent_invalidate(const CacheStore *store, CacheOpKind kind,
 
 	/* with no Redis configured there is nothing stale to remove later */
 	if (redis && !op->delivered && cache_redis_configured())
+	{
 		co.redis_undelivered = true;
+		cache_stat_add(CACHE_BACKEND_REDIS, CACHE_STAT_INV_FAILED, 1);
+	}
 	return removed;
 }
 
@@ -759,6 +762,8 @@ queue_redis_ops(int from, TransactionId wait_xid)
 		n++;
 	}
 	ok = (n == 0) || cache_queue_push(n, items, wait_xid);
+	if (ok)
+		cache_stat_add(CACHE_BACKEND_REDIS, CACHE_STAT_QUEUE_PUSHED, n);
 	pfree(items);
 	return ok;
 }

@@ -265,7 +265,7 @@ query_to_json(const char *query, int nargs, Oid *argtypes,
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("query must return rows"),
-				 errdetail("cache_fetch stores the rows of its query as JSON; \"%s\" returns none.",
+				 errdetail("The function cache_fetch stores the rows of its query as JSON; \"%s\" returns none.",
 						   query)));
 
 	tupdesc = BlessTupleDesc(SPI_tuptable->tupdesc);
@@ -373,6 +373,8 @@ cache_fetch_params(const CacheStore *store, const char *key, int keylen,
 	h = hash_bytes_extended((const unsigned char *) key, keylen, store->id);
 	SET_LOCKTAG_ADVISORY(tag, MyDatabaseId, (uint32) (h >> 32), (uint32) h,
 						 FETCH_LOCK_FIELD4);
+	/* shown by the cache_ext_fetch_locks view while we wait or compute */
+	cache_fetch_key_note(store->id, h, key, keylen);
 	if (!fetch_lock_acquire(&tag))
 	{
 		/* another session ran the query: use its result */
@@ -380,6 +382,7 @@ cache_fetch_params(const CacheStore *store, const char *key, int keylen,
 		if (cached)
 		{
 			fetch_lock_release(&tag);
+			cache_fetch_key_clear();
 			return cached_to_jsonb(key, keylen, cached);
 		}
 	}
@@ -396,9 +399,11 @@ cache_fetch_params(const CacheStore *store, const char *key, int keylen,
 	PG_CATCH();
 	{
 		fetch_lock_release(&tag);
+		cache_fetch_key_clear();
 		PG_RE_THROW();
 	}
 	PG_END_TRY();
+	cache_fetch_key_clear();
 
 	/* see above: the lock lasts for the statement, or until the commit */
 	if (!TransactionIdIsValid(GetTopTransactionIdIfAny()) ||

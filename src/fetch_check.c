@@ -146,7 +146,7 @@ refuse(int sqlstate, const char *detail)
 			(errcode(sqlstate),
 			 errmsg("query must be a single SELECT statement"),
 			 errdetail_internal("%s", detail),
-			 errhint("cache_fetch caches the rows of one read-only query.")));
+			 errhint("The function cache_fetch caches the rows of one read-only query.")));
 }
 
 /* what check_walker() gathers from every level of the query */

@@ -67,7 +67,8 @@ ttl_arg(FunctionCallInfo fcinfo, int argno)
 	if (ttl < 0)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("ttl must not be negative, got %d", ttl),
+				 errmsg("ttl must not be negative"),
+				 errdetail("The ttl given is %d.", ttl),
 				 errhint("Pass 0 for a value that never expires, or NULL for cache_ext.default_ttl.")));
 	return ttl;
 }
@@ -286,7 +287,8 @@ sql_cache_stats(PG_FUNCTION_ARGS)
 	cache_stat_read(store->id, counters);
 
 	values[i++] = CStringGetTextDatum(store->name);
-	for (int c = 0; c < CACHE_NUM_COUNTERS; c++)
+	/* the counters of the contract; the others are the view's */
+	for (int c = 0; c < CACHE_NUM_CONTRACT_COUNTERS; c++)
 		values[i++] = Int64GetDatum(counters[c]);
 	/* a store that could not tell reports a negative size: show NULL */
 	nulls[i] = size.entries < 0;

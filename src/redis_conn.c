@@ -104,6 +104,7 @@ static char *conn_url = NULL;	/* redis_url->raw when conn was opened */
 static pgsocket pending_sock = PGINVALID_SOCKET;	/* being connected */
 static TimestampTz retry_after = 0;
 static char conn_error[256];	/* why the last attempt failed */
+static bool in_retry_pause = false; /* it was refused in the retry pause */
 static bool exit_hook_set = false;
 
 /*
@@ -198,12 +199,12 @@ parse_host_port(const char *s, const char *end, RedisUrl *u, char **cursor)
 	{
 		host_end = memchr(s, ']', end - s);
 		if (host_end == NULL)
-			return "an IPv6 address must end with \"]\"";
+			return "An IPv6 address must end with \"]\".";
 		s++;
 		if (host_end + 1 < end)
 		{
 			if (host_end[1] != ':')
-				return "unexpected characters after \"]\"";
+				return "There are unexpected characters after \"]\".";
 			port = host_end + 2;
 		}
 	}
@@ -216,11 +217,11 @@ parse_host_port(const char *s, const char *end, RedisUrl *u, char **cursor)
 			host_end = end;
 	}
 	if (host_end == s)
-		return "the host is missing";
+		return "The host is missing.";
 	u->host = put(cursor, s, host_end - s);
 	u->port = DEFAULT_PORT;
 	if (port && !parse_number(port, end, 1, 65535, &u->port))
-		return "the port must be a number from 1 to 65535";
+		return "The port must be a number from 1 to 65535.";
 	return NULL;
 }
 
@@ -232,15 +233,15 @@ parse_unix_path(const char *s, RedisUrl *u, char **cursor)
 	const char *end = query ? query : s + strlen(s);
 
 	if (*s != '/')
-		return "a unix socket URL needs an absolute path, as in unix:///path/to/redis.sock";
+		return "A unix socket URL needs an absolute path, as in unix:///path/to/redis.sock.";
 	if (end - s >= sizeof(((struct sockaddr_un *) NULL)->sun_path))
-		return "the socket path is too long";
+		return "The socket path is too long.";
 	u->host = put(cursor, s, end - s);
 	if (query == NULL)
 		return NULL;
 	if (strncmp(query, "?db=", 4) != 0 ||
 		!parse_number(query + 4, query + strlen(query), 0, INT_MAX, &u->db))
-		return "the only parameter of a unix socket URL is db=N, N a database number";
+		return "The only parameter of a unix socket URL is db=N, N a database number.";
 	return NULL;
 }
 
@@ -251,7 +252,7 @@ parse_db(const char *s, RedisUrl *u)
 	if (*s == '\0' || strcmp(s, "/") == 0)
 		return NULL;
 	if (!parse_number(s + 1, s + strlen(s), 0, INT_MAX, &u->db))
-		return "the database must be a number after \"/\", as in redis://host:6379/0";
+		return "The database must be a number after \"/\", as in redis://host:6379/0.";
 	return NULL;
 }
 
@@ -262,11 +263,11 @@ parse_userinfo(const char *s, const char *at, RedisUrl *u, char **cursor)
 	const char *colon = memchr(s, ':', at - s);
 
 	if (colon == NULL)
-		return "a password must follow a colon, as in redis://:password@host";
+		return "A password must follow a colon, as in redis://:password@host.";
 	if (colon > s && (u->user = put_decoded(cursor, s, colon)) == NULL)
-		return "bad %-escape in the user name";
+		return "The user name has a bad %-escape.";
 	if (at > colon + 1 && (u->password = put_decoded(cursor, colon + 1, at)) == NULL)
-		return "bad %-escape in the password";
+		return "The password has a bad %-escape.";
 	return NULL;
 }
 
@@ -292,7 +293,7 @@ parse_url(const char *url, RedisUrl *u, char **cursorp)
 		rest = url + 7;
 	}
 	else
-		return "it must start with redis:// or unix://";
+		return "The URL must start with redis:// or unix://.";
 
 	authority_end = rest + strcspn(rest, "/");
 	for (const char *p = rest; p < authority_end; p++)
@@ -316,7 +317,7 @@ parse_url(const char *url, RedisUrl *u, char **cursorp)
 	if (u->is_unix)
 	{
 		if (rest != authority_end)
-			return "a unix socket URL has no host: use unix:///path/to/redis.sock";
+			return "A unix socket URL has no host: use unix:///path/to/redis.sock.";
 		err = parse_unix_path(rest, u, cursorp);
 		u->target = u->host;
 		return err;
@@ -375,7 +376,7 @@ cache_redis_check_url(char **newval, void **extra, GucSource source)
 	char	   *masked;
 
 	if (u == NULL)
-		return reject_url("out of memory");
+		return reject_url("Out of memory.");
 	memset(u, 0, offsetof(RedisUrl, data));
 	cursor = u->data;
 	if (len == 0)
@@ -413,7 +414,7 @@ cache_redis_check_url(char **newval, void **extra, GucSource source)
 		if (masked == NULL)
 		{
 			free(u);
-			return reject_url("out of memory");
+			return reject_url("Out of memory.");
 		}
 		free(*newval);
 		*newval = masked;
@@ -467,9 +468,16 @@ set_error(const char *fmt,...)
 {
 	va_list		args;
 
+	size_t		len;
+
 	va_start(args, fmt);
 	vsnprintf(conn_error, sizeof(conn_error), fmt, args);
 	va_end(args);
+
+	/* a DETAIL is a sentence, also when it ends with a system's message */
+	len = strlen(conn_error);
+	if (len > 0 && conn_error[len - 1] != '.' && len + 1 < sizeof(conn_error))
+		strcpy(conn_error + len, ".");
 }
 
 static TimestampTz
@@ -539,7 +547,7 @@ wait_socket(pgsocket sock, uint32 event, TimestampTz deadline)
 			 */
 			if (QueryCancelPending || ProcDiePending)
 			{
-				set_error("canceled");
+				set_error("The wait for Redis was canceled.");
 				return false;
 			}
 		}
@@ -604,7 +612,7 @@ connect_addr(const struct sockaddr *addr, socklen_t addrlen,
 	}
 	if (err != 0)
 	{
-		set_error("could not connect to Redis at %s: %s",
+		set_error("Could not connect to Redis at %s: %s",
 				  redis_url->target, strerror(err));
 		conn_close();
 		return PGINVALID_SOCKET;
@@ -637,7 +645,7 @@ connect_tcp(TimestampTz deadline)
 	rc = getaddrinfo(redis_url->host, port, &hints, &res);
 	if (rc != 0)
 	{
-		set_error("could not resolve Redis host \"%s\": %s",
+		set_error("Could not resolve Redis host \"%s\": %s",
 				  redis_url->host, gai_strerror(rc));
 		return PGINVALID_SOCKET;
 	}
@@ -710,10 +718,10 @@ handshake(TimestampTz deadline)
 		if (replies[i]->type != REDIS_REPLY_ERROR)
 			continue;
 		if (cmds[i].argv == auth)
-			set_error("authentication to Redis at %s failed: %s",
+			set_error("Authentication to Redis at %s failed: %s",
 					  redis_url->target, replies[i]->str);
 		else
-			set_error("could not select database %d on Redis at %s: %s",
+			set_error("Could not select database %d on Redis at %s: %s",
 					  redis_url->db, redis_url->target, replies[i]->str);
 		ok = false;
 	}
@@ -750,7 +758,7 @@ conn_open(void)
 	if (conn == NULL)
 	{
 		closesocket(sock);
-		set_error("out of memory");
+		set_error("Out of memory.");
 		return false;
 	}
 	/* redisConnectFd assumes a blocking socket: EAGAIN must not be an error */
@@ -773,7 +781,7 @@ static bool
 io_failed(const char *doing)
 {
 	conn_lost = true;
-	set_error("could not %s Redis at %s: %s", doing, redis_url->target,
+	set_error("Could not %s Redis at %s: %s", doing, redis_url->target,
 			  conn->err ? conn->errstr : "unknown error");
 	return false;
 }
@@ -801,7 +809,7 @@ exchange(int ncmds, const RedisCmd *cmds, redisReply **replies,
 			return io_failed("write to");
 		if (!done && !wait_socket(conn->fd, WL_SOCKET_WRITEABLE, deadline))
 		{
-			set_error("timeout writing to Redis at %s", redis_url->target);
+			set_error("Timed out writing to Redis at %s.", redis_url->target);
 			return false;
 		}
 	}
@@ -818,7 +826,7 @@ exchange(int ncmds, const RedisCmd *cmds, redisReply **replies,
 				break;
 			if (!wait_socket(conn->fd, WL_SOCKET_READABLE, deadline))
 			{
-				set_error("timeout waiting for a reply from Redis at %s",
+				set_error("Timed out waiting for a reply from Redis at %s.",
 						  redis_url->target);
 				return false;
 			}
@@ -838,7 +846,12 @@ no_error_reply(const char *what, int n, redisReply **replies)
 	{
 		if (replies[i]->type == REDIS_REPLY_ERROR)
 		{
-			char	   *msg = pnstrdup(replies[i]->str, replies[i]->len);
+			/* Redis's own text ("NOAUTH Authentication required."): say who */
+			char	   *msg = psprintf("Redis at %s answered: %.*s%s",
+									   redis_url->target,
+									   (int) replies[i]->len, replies[i]->str,
+									   (replies[i]->len > 0 &&
+										replies[i]->str[replies[i]->len - 1] == '.') ? "" : ".");
 
 			redis_free_replies(n, replies);
 			cache_store_failure(CACHE_BACKEND_REDIS, what, msg);
@@ -851,16 +864,17 @@ no_error_reply(const char *what, int n, redisReply **replies)
 /*
  * One round trip on the open connection, opening one if there is none;
  * false with conn_error set.  Within RETRY_INTERVAL_MS of a failure, fails
- * at once with the error of that failure.
+ * at once, saying that Redis was not asked (in_retry_pause).
  */
 static bool
 attempt(int ncmds, const RedisCmd *cmds, redisReply **replies)
 {
 	bool		reused = (conn != NULL);
 
+	in_retry_pause = false;
 	if (!cache_redis_configured())
 	{
-		set_error("cache_ext.redis_url is not set");
+		set_error("No Redis is configured: cache_ext.redis_url is not set.");
 		return false;
 	}
 	if (conn_url != NULL && strcmp(conn_url, redis_url->raw) != 0)
@@ -871,10 +885,16 @@ attempt(int ncmds, const RedisCmd *cmds, redisReply **replies)
 		retry_after = 0;
 	}
 	if (!reused && retry_after != 0 && GetCurrentTimestamp() < retry_after)
+	{
+		/* not the last failure's message: Redis was not asked this time */
+		set_error("Redis at %s was not asked: it failed less than %d ms ago, and is tried again at most once a second.",
+				  redis_url->target, RETRY_INTERVAL_MS);
+		in_retry_pause = true;
 		return false;
+	}
 	if (cache_redis_deadline != 0 && GetCurrentTimestamp() >= cache_redis_deadline)
 	{
-		set_error("out of time");
+		set_error("Out of time: the deadline of this commit-time work has passed.");
 		return false;
 	}
 	if ((reused || conn_open()) &&
@@ -941,7 +961,10 @@ redis_run(const char *what, int ncmds, const RedisCmd *cmds,
 	if (!ok)
 	{
 		redis_free_replies(ncmds, replies);
-		cache_store_failure(CACHE_BACKEND_REDIS, what, conn_error);
+		if (in_retry_pause)
+			cache_store_failure_again(CACHE_BACKEND_REDIS, what, conn_error);
+		else
+			cache_store_failure(CACHE_BACKEND_REDIS, what, conn_error);
 		return false;
 	}
 	return no_error_reply(what, ncmds, replies);
@@ -969,5 +992,6 @@ redis_unexpected_reply(const char *what, redisReply *reply)
 
 	freeReplyObject(reply);
 	cache_store_failure(CACHE_BACKEND_REDIS, what,
-						psprintf("unexpected reply of type %d from Redis", type));
+						psprintf("Redis at %s answered with a reply of unexpected type %d.",
+								 redis_url->target, type));
 }

@@ -514,7 +514,8 @@ redis_size(CacheStoreSize *out)
 		(!prefixed && replies[1]->type != REDIS_REPLY_INTEGER))
 	{
 		redis_free_replies(prefixed ? 1 : 2, replies);
-		cache_store_failure(CACHE_BACKEND_REDIS, WHAT_SIZE, "unexpected reply from Redis");
+		cache_store_failure(CACHE_BACKEND_REDIS, WHAT_SIZE,
+							"Redis answered INFO or DBSIZE with an unexpected reply.");
 		return;
 	}
 	out->bytes_used = info_field(replies[0], "used_memory");

@@ -937,6 +937,8 @@ shmem_set(const char *key, int keylen, const char *val, Size vallen, int ttl)
 	 */
 	if (n > shared->nblocks / 2 || !alloc_chain(n, chain))
 	{
+		if (n > shared->nblocks / 2)
+			cache_stat_add(CACHE_BACKEND_SHMEM, CACHE_STAT_SETS_TOO_LARGE, 1);
 		if (chain != local)
 			pfree(chain);
 		shmem_del(key, keylen);
@@ -1323,8 +1325,8 @@ cache_shmem_forget_database(Oid dbid)
 	if (shared == NULL)
 		return;
 	n = remove_matching(MATCH_DATABASE, dbid, NULL, 0);
-	elog(DEBUG1, "cache_ext: removed " INT64_FORMAT " keys of dropped database %u",
-		 n, dbid);
+	elog(DEBUG1, "cache_ext: removed " INT64_FORMAT " %s of dropped database %u",
+		 n, n == 1 ? "key" : "keys", dbid);
 	for (int i = 0; i < MAX_DB_SLOTS; i++)
 	{
 		if (pg_atomic_read_u32(&shared->dbs[i].dbid) == dbid &&

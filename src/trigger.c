@@ -635,7 +635,7 @@ open_for_attach(Oid relid)
 		ereport(ERROR,
 				(errcode(ERRCODE_WRONG_OBJECT_TYPE),
 				 errmsg("\"%s\" is not a table", RelationGetRelationName(rel)),
-				 errdetail("cache_ext triggers can only be attached to tables.")));
+				 errdetail("The triggers of cache_ext can only be attached to tables.")));
 	return rel;
 }
 
@@ -888,7 +888,8 @@ sql_cache_attach_write_through(PG_FUNCTION_ARGS)
 		if (ttl < 0)
 			ereport(ERROR,
 					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-					 errmsg("ttl must not be negative, got %d", ttl),
+					 errmsg("ttl must not be negative"),
+					 errdetail("The ttl given is %d.", ttl),
 					 errhint("Pass 0 for values that never expire, or NULL for cache_ext.default_ttl.")));
 		args[nargs++] = psprintf("%d", ttl);
 	}

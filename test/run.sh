@@ -284,7 +284,8 @@ if [ "${CE_SKIP_BUILD:-0}" != 1 ]; then
 fi
 
 ce_make_tmp
-ce_copy_to_tmp sql expected test
+# Makefile and control file: test/t/160_installcheck runs "make installcheck"
+ce_copy_to_tmp sql expected test Makefile cache_ext.control
 ce_as_pg mkdir -p "$CE_TMP/out"
 ce_start_services --redis
 

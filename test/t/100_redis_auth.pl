@@ -68,24 +68,25 @@ is($err, '', 'without any warning');
 ($rc, $out, $err) = with_url("redis://:wrongpw\@127.0.0.1:$port/0",
 	q{SELECT cache_get('k') IS NULL});
 is($out, 't', 'a wrong password: a get is a miss');
-like($err, qr/DETAIL:  authentication to Redis at 127\.0\.0\.1:$port failed: WRONGPASS/,
+like($err, qr/DETAIL:  Authentication to Redis at 127\.0\.0\.1:$port failed: WRONGPASS/,
 	'with a WARNING that says authentication failed');
 unlike($err, qr/wrongpw/, 'which does not quote the password');
 
 ($rc, $out, $err) = with_url("redis://:wrongpw\@127.0.0.1:$port/0",
 	qq{SET cache_ext.on_error = error;\nSELECT cache_get('k')});
-like($err, qr/ERROR:  cache_ext: redis store failed to read a value\nDETAIL:  authentication to Redis/,
+like($err, qr/ERROR:  cache_ext: redis store failed to read a value\nDETAIL:  Authentication to Redis/,
 	'in error mode a wrong password is an ERROR');
 unlike($err, qr/wrongpw/, 'which does not quote the password either');
 
 ($rc, $out, $err) = with_url("redis://127.0.0.1:$port/0", q{SELECT cache_get('k') IS NULL});
 is($out, 't', 'no password: a miss');
-like($err, qr/NOAUTH/, 'with a WARNING saying Redis wants authentication');
+like($err, qr/DETAIL:  Redis at 127\.0\.0\.1:$port answered: NOAUTH Authentication required\./,
+	'with a WARNING saying which Redis wants authentication');
 
 ($rc, $out, $err) = with_url("redis://:$password\@127.0.0.1:$port/99",
 	q{SELECT cache_set('k', 'v') || ' ' || coalesce(cache_get('k'), 'miss')});
 is($out, 'false miss', 'database 99 does not exist: nothing stored, a miss');
-like($err, qr/DETAIL:  could not select database 99 on Redis at 127\.0\.0\.1:$port: ERR DB index is out of range/,
+like($err, qr/DETAIL:  Could not select database 99 on Redis at 127\.0\.0\.1:$port: ERR DB index is out of range/,
 	'with a WARNING naming the database');
 
 ($rc, $out, $err) = with_url("redis://:$password\@127.0.0.1:$port/3",
@@ -110,7 +111,7 @@ for my $bad (
 	[ 'redis://:hunter2@127.0.0.1:6379/zero', qr/database must be a number/ ],
 	[ 'redis://:hunter2@/0', qr/host is missing/ ],
 	[ 'redis://hunter2@127.0.0.1/0', qr/password must follow a colon/ ],
-	[ 'redis://:hunter%zz@127.0.0.1/0', qr/bad %-escape in the password/ ],
+	[ 'redis://:hunter%zz@127.0.0.1/0', qr/password has a bad %-escape/ ],
 	[ 'unix://relative/redis.sock', qr/unix socket URL has no host/ ],
 	[ 'unix:///tmp/redis.sock?database=1', qr/only parameter of a unix socket URL is db=N/ ])
 {

@@ -29,7 +29,7 @@ my ($out, $failed) = $s->query(q{SELECT cache_get('k') IS NULL});
 is($out, 't', 'while Redis is down, a get is a miss');
 like($s->{stderr}, qr/WARNING:  cache_ext: redis store failed to read a value/,
 	'with a WARNING');
-like($s->{stderr}, qr/could not connect to Redis at 127\.0\.0\.1:\d+: Connection refused/,
+like($s->{stderr}, qr/Could not connect to Redis at 127\.0\.0\.1:\d+: Connection refused/,
 	'that says why');
 $s->{stderr} = '';
 ($out) = $s->query(q{SELECT cache_set('k', 'during', 0)});
@@ -78,7 +78,7 @@ my ($rc, $err, $secs);
 ($rc, $out, $err, $secs) = RedisServer::sql($node,
 	q{SET cache_ext.on_error = warn; SELECT cache_get('k') IS NULL});
 is($out, 't', 'a stopped Redis: a get is a miss in warn mode');
-like($err, qr/WARNING:  cache_ext: redis store failed to read a value\nDETAIL:  timeout waiting for a reply from Redis/,
+like($err, qr/WARNING:  cache_ext: redis store failed to read a value\nDETAIL:  Timed out waiting for a reply from Redis/,
 	'with a WARNING about the timeout');
 ok($secs < 5, "the call returned after about the command timeout (${secs}s)");
 
