@@ -85,11 +85,12 @@ trap cleanup EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM
 
-# asyncpg takes a socket directory as ?host=
+# db_url DB SCHEME: asyncpg takes a socket directory as ?host=; the sql mode
+# gets the plain postgresql:// form that app.py accepts too
 if [[ ${PGHOST:-} == /* ]]; then
-	db_url() { echo "postgresql+asyncpg://$PGUSER@/$1?host=$PGHOST&port=${PGPORT:-5432}"; }
+	db_url() { echo "$2://$PGUSER@/$1?host=$PGHOST&port=${PGPORT:-5432}"; }
 else
-	db_url() { echo "postgresql+asyncpg://$PGUSER@${PGHOST:-127.0.0.1}:${PGPORT:-5432}/$1"; }
+	db_url() { echo "$2://$PGUSER@${PGHOST:-127.0.0.1}:${PGPORT:-5432}/$1"; }
 fi
 
 free_port() {
@@ -132,10 +133,11 @@ for mode in ${FASTAPI_E2E_MODES:-redis sql hung}; do
 	bash "$app_dir/setup.sh" "$db" "$store" "$url"
 	echo "ok    [$mode] database $db: users table, cache_attach triggers, cache_ext.backend = $store"
 
-	app_mode=$mode
+	app_mode=$mode scheme=postgresql+asyncpg
 	[ "$mode" != hung ] || app_mode=redis
+	[ "$mode" != sql ] || scheme=postgresql
 	port=$(free_port)
-	(cd "$app_dir" && exec env CACHE_MODE="$app_mode" DATABASE_URL="$(db_url "$db")" REDIS_URL="$url" \
+	(cd "$app_dir" && exec env CACHE_MODE="$app_mode" DATABASE_URL="$(db_url "$db" "$scheme")" REDIS_URL="$url" \
 		LOG_LEVEL=DEBUG "$PY" -m uvicorn app:app --host 127.0.0.1 --port "$port" --no-access-log) \
 		>"$work/uvicorn.log" 2>&1 &
 	uv_pid=$!
@@ -149,7 +151,7 @@ for mode in ${FASTAPI_E2E_MODES:-redis sql hung}; do
 		fi
 		sleep 0.1
 	done
-	echo "ok    [$mode] uvicorn app:app listening on 127.0.0.1:$port (CACHE_MODE=$app_mode)"
+	echo "ok    [$mode] uvicorn app:app listening on 127.0.0.1:$port (CACHE_MODE=$app_mode, DATABASE_URL=$scheme://…)"
 
 	"$PY" "$app_dir/e2e.py" --mode "$mode" --url "http://127.0.0.1:$port" --db "$db" \
 		${url:+--redis-url "$url"} ${hung_pid:+--redis-pid "$hung_pid"}
