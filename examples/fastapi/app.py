@@ -26,6 +26,7 @@ Settings, all from the environment (see Settings below for the defaults):
                          none: no cache (the baseline of load.py)
   LOG_LEVEL              DEBUG shows every cache hit and miss
 """
+import asyncio
 import json
 import logging
 import os
@@ -36,8 +37,9 @@ from typing import AsyncIterator, Awaitable, Callable, List, Optional, Tuple
 
 import redis.asyncio as aioredis
 from fastapi import APIRouter, Depends, FastAPI, HTTPException, Request, Response
+from fastapi.responses import JSONResponse
 from pydantic import BaseModel
-from sqlalchemy import BigInteger, Column, Text, select, text
+from sqlalchemy import BigInteger, Column, Text, exc, select, text
 from sqlalchemy.ext.asyncio import AsyncSession, create_async_engine
 from sqlalchemy.orm import declarative_base, sessionmaker
 
@@ -258,7 +260,23 @@ def create_app(settings: Optional[Settings] = None) -> FastAPI:
     # does not, but its Starlette router runs the same context manager.
     app.router.lifespan_context = lifespan
     app.include_router(router)
+    for unavailable in DATABASE_UNAVAILABLE:
+        app.add_exception_handler(unavailable, database_unavailable)
     return app
+
+
+# PostgreSQL down, hung past DB_CONNECT_TIMEOUT / DB_COMMAND_TIMEOUT, or the
+# pool exhausted: asyncpg raises OSError or asyncio.TimeoutError (an OSError
+# only from Python 3.11 on), SQLAlchemy its own errors.  Constraint
+# violations and the like stay 500s: they are bugs, not outages.
+DATABASE_UNAVAILABLE = (OSError, asyncio.TimeoutError, exc.OperationalError,
+                        exc.InterfaceError, exc.TimeoutError)
+
+
+async def database_unavailable(request: Request, e: Exception) -> JSONResponse:
+    log.warning("PostgreSQL unavailable for %s %s (%s: %s)",
+                request.method, request.url.path, type(e).__name__, e)
+    return JSONResponse({"detail": "database unavailable"}, status_code=503)
 
 
 # --- reads -----------------------------------------------------------------------

@@ -2,6 +2,7 @@
 
     e2e.py --mode redis|sql --url http://127.0.0.1:PORT --db DBNAME [--redis-url redis://...]
     e2e.py --mode hung --url ... --db ... --redis-url ... --redis-pid PID
+    e2e.py --mode hungdb --url ... --db ... --redis-url ...
 
 The service must already run in that mode against DBNAME (set up by setup.sh).
 Writes "directly with psql" really go through the psql program (PGHOST,
@@ -14,6 +15,11 @@ request must still be answered, from PostgreSQL, and a write must still
 commit; once Redis is resumed (SIGCONT), the invalidation the database queued
 meanwhile is delivered and the service reads the new rows, not the value it
 cached before the hang.
+
+--mode hungdb: the service's DATABASE_URL names a socket that accepts
+connections and never answers.  Requests that need PostgreSQL must get 503
+within the service's DB_CONNECT_TIMEOUT instead of hanging; /health must say
+so; a value cached in Redis must still be served.
 
 Prints one line per check; exits 1 at the first failure.
 """
@@ -74,7 +80,7 @@ def get(path, status=200, cache=None):
     """GET path; check the status (and X-Cache in redis mode); return the JSON."""
     r = request("GET", path)
     check(r.status_code == status, f"GET {path} -> {status}", f"got {r.status_code} {r.text[:200]}")
-    if cache and args.mode in ("redis", "hung"):
+    if cache and args.mode in ("redis", "hung", "hungdb"):
         check(r.headers.get("x-cache") == cache, f"GET {path}: X-Cache {cache}",
               f"X-Cache: {r.headers.get('x-cache')}")
     return r.json()
@@ -204,10 +210,31 @@ def hung_redis():
     health("ok", "ok")
 
 
+def hung_database():
+    """PostgreSQL accepts connections and never answers: 503s, not hangs; Redis hits still served."""
+    rds.delete("users:by_id:1", "users:all")
+    t0 = time.monotonic()
+    r = request("GET", "/users/1")
+    took = time.monotonic() - t0
+    check(r.status_code == 503 and r.json() == {"detail": "database unavailable"},
+          f"GET /users/1 (a miss) -> 503 database unavailable (took {took:.2f}s)",
+          f"got {r.status_code} {r.text[:200]}")
+    r = request("PUT", "/users/1", json={"name": "Ada Lovelace", "email": "ada@example.com"})
+    check(r.status_code == 503, "PUT /users/1 -> 503", f"got {r.status_code} {r.text[:200]}")
+    r = request("GET", "/health")
+    body = r.json()
+    check(r.status_code == 503 and body.get("status") == "unavailable" and body.get("database") == "unavailable"
+          and body.get("redis") == "ok", "GET /health -> 503, database unavailable, redis ok",
+          f"got {r.status_code} {r.text[:200]}")
+    rds.set("users:by_id:1", json.dumps({"id": 1, "name": "Ada", "email": "ada@example.com"}), ex=60)
+    check(get("/users/1", cache="hit")["name"] == "Ada", "a user cached in Redis is still served")
+    rds.delete("users:by_id:1")
+
+
 def main():
     global args, http, rds
     p = argparse.ArgumentParser()
-    p.add_argument("--mode", choices=["redis", "sql", "hung"], required=True)
+    p.add_argument("--mode", choices=["redis", "sql", "hung", "hungdb"], required=True)
     p.add_argument("--url", required=True)
     p.add_argument("--db", required=True)
     p.add_argument("--redis-url", help="the Redis the service (redis mode) and the database share")
@@ -220,6 +247,10 @@ def main():
     rds = redis.Redis.from_url(args.redis_url, decode_responses=True,
                                socket_timeout=5, socket_connect_timeout=5) if args.redis_url else None
 
+    if args.mode == "hungdb":
+        hung_database()
+        print(f"all checks passed [{args.mode}]", flush=True)
+        return
     reset()
     if args.mode == "hung":
         hung_redis()

@@ -12,11 +12,15 @@
 # Redis of their own, which the test stops with SIGSTOP (it accepts
 # connections and never answers): requests are still served from PostgreSQL,
 # a write still commits, and once Redis resumes the queued invalidations
-# reach it and the service reads the new rows.
+# reach it and the service reads the new rows.  Then "hungdb": the service's
+# PostgreSQL accepts connections and never answers (a socket that listens
+# and is never read): requests that need it get 503 within DB_CONNECT_TIMEOUT
+# instead of hanging, /health says so, and values cached in Redis are still
+# served.
 #
 # Uses PGHOST, PGPORT, PGUSER (a superuser) and REDIS_URL or REDIS_PORT, as
 # test/run.sh sets them; REDIS_SERVER and REDIS_CLI (default: from PATH);
-# FASTAPI_E2E_MODES to run only some of "redis sql hung"; PYTHON to pick the
+# FASTAPI_E2E_MODES to run only some of "redis sql hung hungdb"; PYTHON to pick the
 # interpreter (examples/fastapi/python.sh).  Cleans up (uvicorn, its databases, its Redis keys)
 # even on failure.  Exit status 0 when every check passed.
 set -euo pipefail
@@ -46,6 +50,7 @@ REDIS_SERVER=${REDIS_SERVER:-redis-server}
 work=$(mktemp -d "${CE_TMP:-${TMPDIR:-/tmp}}/fastapi_e2e.XXXXXX")
 uv_pid=
 hung_pid=
+hole_pid=
 dbs=()
 failed=1
 
@@ -65,6 +70,10 @@ cleanup() {
 		kill -CONT "$hung_pid" 2>/dev/null || true
 		kill "$hung_pid" 2>/dev/null || true
 		wait "$hung_pid" 2>/dev/null || true
+	fi
+	if [ -n "$hole_pid" ]; then
+		kill "$hole_pid" 2>/dev/null || true
+		wait "$hole_pid" 2>/dev/null || true
 	fi
 	if [ "$failed" = 1 ] && [ -s "$work/uvicorn.log" ]; then
 		echo "---- last 40 lines of the service's log ----"
@@ -116,29 +125,60 @@ start_own_redis() {
 	exit 1
 }
 
+# A PostgreSQL that accepts connections and never answers, for the hungdb
+# case: a socket that listens and is never read.
+start_black_hole() {
+	local i
+	"$PY" -c 'import socket, time
+s = socket.socket()
+s.bind(("127.0.0.1", 0))
+s.listen(64)
+print(s.getsockname()[1], flush=True)
+time.sleep(3600)' >"$work/hole.port" &
+	hole_pid=$!
+	for i in $(seq 1 100); do
+		if [ -s "$work/hole.port" ]; then
+			hole_port=$(cat "$work/hole.port")
+			return 0
+		fi
+		sleep 0.1
+	done
+	echo "FAIL  [hungdb] the listening socket did not start"
+	exit 1
+}
+
 SECONDS=0
-for mode in ${FASTAPI_E2E_MODES:-redis sql hung}; do
+for mode in ${FASTAPI_E2E_MODES:-redis sql hung hungdb}; do
 	url=$REDIS_URL
 	if [ "$mode" = hung ]; then
 		start_own_redis
 		url=$hung_url
-	elif [ "$mode" = redis ] && [ -z "$REDIS_URL" ]; then
-		echo "skip  [redis] no REDIS_URL or REDIS_PORT"
+	elif [ "$mode" != sql ] && [ -z "$REDIS_URL" ]; then
+		echo "skip  [$mode] no REDIS_URL or REDIS_PORT"
 		continue
 	fi
-	db=fastapi_e2e_${mode}_$$
-	dbs+=("$db")
-	store=shmem
-	[ "$mode" = sql ] || store=redis
-	bash "$app_dir/setup.sh" "$db" "$store" "$url"
-	echo "ok    [$mode] database $db: users table, cache_attach triggers, cache_ext.backend = $store"
-
-	app_mode=$mode scheme=postgresql+asyncpg
-	[ "$mode" != hung ] || app_mode=redis
+	app_mode=$mode scheme=postgresql+asyncpg extra=()
 	[ "$mode" != sql ] || scheme=postgresql
+	if [ "$mode" = hungdb ]; then
+		start_black_hole
+		db=users_demo
+		database_url=postgresql+asyncpg://$PGUSER@127.0.0.1:$hole_port/$db
+		app_mode=redis extra=(DB_CONNECT_TIMEOUT=1)
+		echo "ok    [$mode] 127.0.0.1:$hole_port accepts connections and never answers: the service's PostgreSQL"
+	else
+		db=fastapi_e2e_${mode}_$$
+		dbs+=("$db")
+		store=shmem
+		[ "$mode" = sql ] || store=redis
+		bash "$app_dir/setup.sh" "$db" "$store" "$url"
+		echo "ok    [$mode] database $db: users table, cache_attach triggers, cache_ext.backend = $store"
+		database_url=$(db_url "$db" "$scheme")
+		[ "$mode" != hung ] || app_mode=redis
+	fi
+
 	port=$(free_port)
-	(cd "$app_dir" && exec env CACHE_MODE="$app_mode" DATABASE_URL="$(db_url "$db" "$scheme")" REDIS_URL="$url" \
-		LOG_LEVEL=DEBUG "$PY" -m uvicorn app:app --host 127.0.0.1 --port "$port" --no-access-log) \
+	(cd "$app_dir" && exec env CACHE_MODE="$app_mode" DATABASE_URL="$database_url" REDIS_URL="$url" \
+		LOG_LEVEL=DEBUG "${extra[@]}" "$PY" -m uvicorn app:app --host 127.0.0.1 --port "$port" --no-access-log) \
 		>"$work/uvicorn.log" 2>&1 &
 	uv_pid=$!
 	for i in $(seq 1 150); do
@@ -151,7 +191,7 @@ for mode in ${FASTAPI_E2E_MODES:-redis sql hung}; do
 		fi
 		sleep 0.1
 	done
-	echo "ok    [$mode] uvicorn app:app listening on 127.0.0.1:$port (CACHE_MODE=$app_mode, DATABASE_URL=$scheme://…)"
+	echo "ok    [$mode] uvicorn app:app listening on 127.0.0.1:$port (CACHE_MODE=$app_mode, DATABASE_URL=${database_url%%:*}://…)"
 
 	"$PY" "$app_dir/e2e.py" --mode "$mode" --url "http://127.0.0.1:$port" --db "$db" \
 		${url:+--redis-url "$url"} ${hung_pid:+--redis-pid "$hung_pid"}
@@ -170,6 +210,13 @@ for mode in ${FASTAPI_E2E_MODES:-redis sql hung}; do
 			exit 1
 		fi
 		echo "ok    [$mode] the service logged a WARNING when Redis stopped answering"
+	fi
+	if [ "$mode" = hungdb ]; then
+		if ! grep -q 'WARNING users: PostgreSQL unavailable for GET /users/1' "$work/uvicorn.log"; then
+			echo "FAIL  [$mode] no 'WARNING users: PostgreSQL unavailable for GET /users/1' line in the service's log"
+			exit 1
+		fi
+		echo "ok    [$mode] the service logged a WARNING when PostgreSQL did not answer"
 	fi
 	stop_uvicorn
 done
