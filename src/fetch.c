@@ -242,20 +242,25 @@ query_to_json(const char *query, int nargs, Oid *argtypes,
 	appendStringInfoChar(&buf, '[');
 
 	SPI_connect();
-	errcb.callback = query_error_callback;
-	errcb.arg = (void *) query;
-	errcb.previous = error_context_stack;
-	error_context_stack = &errcb;
-	XactReadOnly = true;
 	PG_TRY();
 	{
+		/*
+		 * Pushed inside PG_TRY: PG_END_TRY() restores error_context_stack to
+		 * its value at PG_TRY(), which must not be &errcb, or it would
+		 * dangle once this function returns.
+		 */
+		errcb.callback = query_error_callback;
+		errcb.arg = (void *) query;
+		errcb.previous = error_context_stack;
+		error_context_stack = &errcb;
+		XactReadOnly = true;
 		ret = SPI_execute_with_args(query, nargs, argtypes, values, nulls,
 									false, 0);
+		error_context_stack = errcb.previous;
 	}
 	PG_FINALLY();
 	{
 		XactReadOnly = save_read_only;
-		error_context_stack = errcb.previous;
 	}
 	PG_END_TRY();
 	if (ret < 0)

@@ -1,7 +1,7 @@
 """A short load run of the users service, with cache_ext and without.
 
     PGHOST=/tmp/pgdev PGPORT=55432 REDIS_URL=redis://127.0.0.1:6379/0 \\
-        /usr/bin/python3 examples/fastapi/load.py [--users 1000 --seconds 20 --clients 8 --rounds 5]
+        python3 examples/fastapi/load.py [--users 1000 --seconds 20 --clients 8 --rounds 5]
 
 For each mode -- none (no cache: the baseline), redis (the app's Redis
 client, triggers on the Redis store), sql (cache_fetch on the shared-memory
@@ -22,6 +22,7 @@ else runs on the machine weighs on each of them alike:
 
 Prints Markdown (RESULTS.md holds one run).  Needs a superuser in PGUSER
 (default postgres) and cache_ext preloaded; the redis mode needs REDIS_URL.
+The services run under the same interpreter as load.py (requirements.txt).
 """
 import argparse
 import os
@@ -30,13 +31,14 @@ import random
 import socket
 import statistics
 import subprocess
+import sys
 import threading
 import time
 
 import httpx
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-PY = "/usr/bin/python3"
+PY = sys.executable  # the services need what load.py needs (requirements.txt)
 
 
 def psql(db, sql):

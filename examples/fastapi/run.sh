@@ -11,21 +11,26 @@
 #   CACHE_MODE  redis (default) | sql | none
 #   DB          database to create/use (default users_demo)
 #   PORT        HTTP port on 127.0.0.1 (default 8000)
+#   LOG_LEVEL   the app's (default DEBUG here: one line per cache hit or miss)
+#   PYTHON      the interpreter (default: python3 from PATH if it has the
+#               packages of requirements.txt, else Debian's; see python.sh)
+# and the app's own settings (REDIS_TTL, REDIS_SOCKET_TIMEOUT, ...: app.py).
 set -euo pipefail
 
 here=$(cd "$(dirname "$0")" && pwd)
 root=$(cd "$here/../.." && pwd)
-PY=/usr/bin/python3 # Debian's, whatever python3 is first on PATH
 CACHE_MODE=${CACHE_MODE:-redis}
 DB=${DB:-users_demo}
 PORT=${PORT:-8000}
+export LOG_LEVEL=${LOG_LEVEL:-DEBUG}
 export PGUSER=${PGUSER:-postgres} PYTHONDONTWRITEBYTECODE=1
 
 # shellcheck source=../../test/lib.sh
 . "$root/test/lib.sh" # ce_deps, ce_start_services, ce_cleanup, ce_free_port...
 
-pkgs=(python3-fastapi python3-uvicorn python3-sqlalchemy python3-asyncpg python3-redis python3-httpx)
-ce_install_missing "${pkgs[@]}"
+# shellcheck source=python.sh
+. "$here/python.sh"
+fastapi_python # sets PY
 
 redis_pid=
 cleanup() {
@@ -67,15 +72,27 @@ if [[ ${PGHOST:-} == /* ]]; then
 else
 	DATABASE_URL="postgresql+asyncpg://$PGUSER@${PGHOST:-127.0.0.1}:$PGPORT/$DB"
 fi
+# What a second shell needs for the README's commands, as one line to paste.
+conn="PGUSER=$PGUSER PGDATABASE=$DB PGPORT=$PGPORT"
+[ -z "${PGHOST:-}" ] || conn="PGHOST=$PGHOST $conn"
+[ -z "$REDIS_URL" ] || conn="$conn REDIS_URL=$REDIS_URL"
+case $CACHE_MODE in
+redis) hint='the log says "cache miss", then "cache hit"' ;;
+sql) hint='psql -c "SELECT hits, misses FROM cache_stats()" counts them' ;;
+*) hint='no cache: both read the table' ;;
+esac
 cat <<EOF
 
 == users service, CACHE_MODE=$CACHE_MODE, on http://127.0.0.1:$PORT  (Ctrl-C stops everything)
-   curl -s localhost:$PORT/users                  # twice: the log says "cache miss", then "cache hit"
+   In another shell:
+   export $conn
+   curl -s localhost:$PORT/users                  # twice: $hint
+   curl -s localhost:$PORT/health
    curl -s -X PUT localhost:$PORT/users/1 -H 'content-type: application/json' \\
         -d '{"name": "Ada Lovelace", "email": "ada@example.com"}'
-   psql -h $PGHOST -p $PGPORT -U $PGUSER -d $DB -c "UPDATE users SET name = 'Grace Hopper' WHERE user_id = 2"
+   psql -c "UPDATE users SET name = 'Grace Hopper' WHERE user_id = 2"
 EOF
-[ -z "$REDIS_URL" ] || echo "   redis-cli -u $REDIS_URL keys 'users:*'"
+[ -z "$REDIS_URL" ] || echo "   redis-cli -u \"\$REDIS_URL\" --scan --pattern 'users:*'"
 echo
 
 cd "$here"
