@@ -33,10 +33,18 @@
  * problem.  Bulk invalidation walks one partition a few hundred buckets
  * at a time, so no lock is held for long however large the store is.
  *
- * Eviction.  When the free stack runs dry, a setter evicts from partitions
- * in turn with SIEVE (Zhang et al., NSDI '24): a hit sets the entry's
- * "visited" flag; the hand walks from the oldest entry to the newest,
- * clearing flags and evicting the first unvisited (or expired) entry.
+ * Eviction.  When the free stack runs dry, a setter evicts with CLOCK over
+ * the whole arena: one global hand walks the block numbers in order; at an
+ * entry's first block it clears the entry's "visited" flag if set (a hit
+ * since the hand last passed) and evicts the entry otherwise (or when it is
+ * expired).  One hand for the whole store keeps whatever was read in the
+ * last turn, at every value size; per-partition queues did not (partitions
+ * drift to very different sizes, and with large values a partition holds
+ * only a few entries).  Setters claim a few blocks of the hand's path at a
+ * time with one atomic add, so concurrent setters evict side by side and
+ * take only the partition lock of each victim.  Freed blocks are reused
+ * first (the free stack is a stack), so new entries land just behind the
+ * hand and get a whole turn before it comes back.  See docs/eviction.md.
  *
  *-------------------------------------------------------------------------
  */
@@ -87,8 +95,6 @@ typedef struct CacheEntry
 {
 	BlockNo		next;			/* overlays CacheBlock.next */
 	BlockNo		hnext;			/* hash chain */
-	BlockNo		newer;			/* SIEVE queue, towards the newest */
-	BlockNo		older;			/* SIEVE queue, towards the oldest */
 	uint32		hash;
 	Oid			dbid;
 	uint32		vallen;
@@ -106,9 +112,6 @@ StaticAssertDecl(offsetof(CacheEntry, data) < CACHE_BLOCK_SIZE, "header fits");
 typedef struct CachePartition
 {
 	pg_atomic_uint32 seq;		/* odd while the index is being changed */
-	BlockNo		newest;
-	BlockNo		oldest;
-	BlockNo		hand;			/* SIEVE hand, InvalidBlock = start at oldest */
 	uint32		nentries;
 	uint64		links;			/* entries ever linked in: see generation */
 } CachePartition;
@@ -133,7 +136,7 @@ typedef struct CacheShared
 	uint32		nbuckets;		/* per partition, a power of 2 */
 	slock_t		free_lock;
 	uint32		nfree;
-	pg_atomic_uint32 evict_cursor;
+	pg_atomic_uint64 hand;		/* CLOCK hand: blocks passed, ever */
 	pg_atomic_uint32 high_water;	/* blocks ever handed out are below this */
 	DbUsage		dbs[MAX_DB_SLOTS];
 	DbUsage		other_dbs;
@@ -230,7 +233,7 @@ cache_shmem_startup(void)
 		shared->nblocks = nblocks;
 		shared->nbuckets = nbuckets;
 		SpinLockInit(&shared->free_lock);
-		pg_atomic_init_u32(&shared->evict_cursor, 0);
+		pg_atomic_init_u64(&shared->hand, 0);
 		pg_atomic_init_u32(&shared->high_water, 0);
 		for (int i = 0; i <= MAX_DB_SLOTS; i++)
 		{
@@ -243,9 +246,6 @@ cache_shmem_startup(void)
 		for (int i = 0; i < CACHE_PARTITIONS; i++)
 		{
 			pg_atomic_init_u32(&shared->parts[i].seq, 0);
-			shared->parts[i].newest = InvalidBlock;
-			shared->parts[i].oldest = InvalidBlock;
-			shared->parts[i].hand = InvalidBlock;
 			shared->parts[i].nentries = 0;
 			shared->parts[i].links = 0;
 		}
@@ -599,7 +599,7 @@ head_of(const char *key, int len)
 	return h;
 }
 
-/* Link a filled entry in as the newest of its partition (exclusive lock). */
+/* Link a filled entry into its partition's index (exclusive lock). */
 static void
 link_entry(int part, BlockNo b)
 {
@@ -609,13 +609,6 @@ link_entry(int part, BlockNo b)
 
 	e->hnext = *bucket;
 	*bucket = b;
-	e->newer = InvalidBlock;
-	e->older = p->newest;
-	if (p->newest != InvalidBlock)
-		ENTRY(p->newest)->newer = b;
-	else
-		p->oldest = b;
-	p->newest = b;
 	p->nentries++;
 	p->links++;
 	key_heads[b] = head_of(e->data, e->keylen);
@@ -634,17 +627,6 @@ unlink_entry(int part, BlockNo b)
 	while (*link != b)
 		link = &ENTRY(*link)->hnext;
 	*link = e->hnext;
-
-	if (p->hand == b)
-		p->hand = e->newer;
-	if (e->newer != InvalidBlock)
-		ENTRY(e->newer)->older = e->older;
-	else
-		p->newest = e->older;
-	if (e->older != InvalidBlock)
-		ENTRY(e->older)->newer = e->newer;
-	else
-		p->oldest = e->newer;
 	p->nentries--;
 	key_heads[b] = 0;
 	account(e, -1);
@@ -652,71 +634,119 @@ unlink_entry(int part, BlockNo b)
 
 /* ---- eviction ---- */
 
-#define MAX_VICTIMS 64
+/*
+ * Blocks of the hand's path a setter claims at a time.  Every entry that
+ * starts in a claimed window is dealt with, so a call may free a few
+ * entries more than it wanted: they are the slack that spares the next
+ * setters an eviction.
+ */
+#define CLOCK_WINDOW	32
+
+typedef struct Sweep
+{
+	TimestampTz now;
+	uint32		freed;			/* blocks */
+	int64		nevicted;		/* entries, expired ones included */
+	int64		nexpired;
+	int			nvictims;		/* of the current window */
+	BlockNo		victims[CLOCK_WINDOW];
+} Sweep;
 
 /*
- * Run the SIEVE hand of one partition until "want" blocks are freed, the
- * victim array is full or every entry has been looked at once more than
- * the partition holds (after which all flags are clear, so it always
- * finds a victim when the partition is not empty).
+ * Is b, read without a lock as an entry's first block, a linked entry of
+ * part?  Its hash, read again here, only changes once the entry has left
+ * the index; a stale one leads to a bucket of part that does not hold b.
  */
-static int
-sieve_evict(int part, uint32 want, BlockNo *victims, uint32 *freed,
-			int64 *nexpired)
+static bool
+still_linked(int part, BlockNo b)
 {
-	CachePartition *p = &shared->parts[part];
-	TimestampTz now = GetCurrentTimestamp();
-	uint32		budget = p->nentries + 1;
-	int			nvictims = 0;
-	BlockNo		b = (p->hand != InvalidBlock) ? p->hand : p->oldest;
+	BlockNo		cur = *BUCKET(part, ENTRY(b)->hash);
 
-	while (b != InvalidBlock && *freed < want && nvictims < MAX_VICTIMS &&
-		   budget-- > 0)
-	{
-		CacheEntry *e = ENTRY(b);
-		BlockNo		next = (e->newer != InvalidBlock) ? e->newer : p->oldest;
-
-		if (visited[b] && !is_expired(e, now))
-		{
-			visited[b] = 0;
-			b = next;
-			continue;
-		}
-		if (is_expired(e, now))
-			(*nexpired)++;
-		unlink_entry(part, b);
-		*freed += entry_blocks(e);
-		victims[nvictims++] = b;
-		b = (p->nentries > 0) ? ((next != b) ? next : p->oldest) : InvalidBlock;
-	}
-	p->hand = b;
-	return nvictims;
+	while (cur != InvalidBlock && cur != b)
+		cur = ENTRY(cur)->hnext;
+	return cur == b;
 }
 
-/* Free at least "want" blocks by evicting from partitions in turn. */
+/*
+ * The hand found b, an entry's first block, unvisited or expired: evict the
+ * entry if, under its partition's lock, it still is.  A hit that came in
+ * since the hand looked saves it.
+ */
+static void
+sweep_evict(Sweep *sw, BlockNo b)
+{
+	CacheEntry *e = ENTRY(b);
+	int			part = *(volatile uint32 *) &e->hash % CACHE_PARTITIONS;
+
+	part_lock(part);
+	if (key_heads[b] != 0 && still_linked(part, b))
+	{
+		bool		expired = is_expired(e, sw->now);
+
+		if (expired || !visited[b])
+		{
+			unlink_entry(part, b);
+			sw->freed += entry_blocks(e);
+			sw->victims[sw->nvictims++] = b;
+			if (expired)
+				sw->nexpired++;
+		}
+	}
+	part_unlock(part);
+}
+
+/*
+ * Free at least "want" blocks: move the hand, a window at a time, clearing
+ * the flag of each visited entry it passes and evicting the others.  One
+ * call never moves the hand a whole turn, so it never comes back to an
+ * entry whose flag it has just cleared: the hit that set the flag buys the
+ * entry a turn, however few entries the store holds.  When every entry had
+ * its flag set, the call ends without enough room and the caller calls
+ * again, and that call finds the flags cleared.
+ */
 static void
 evict(uint32 want)
 {
-	uint32		freed = 0;
-	int64		nevicted = 0;
-	int64		nexpired = 0;
+	Sweep		sw;
+	uint32		nblocks = shared->nblocks;
+	uint32		window = Min(CLOCK_WINDOW, nblocks);
+	uint64		first = 0;
 
-	for (int tries = 0; tries < 2 * CACHE_PARTITIONS && freed < want; tries++)
+	sw.now = GetCurrentTimestamp();
+	sw.freed = 0;
+	sw.nevicted = 0;
+	sw.nexpired = 0;
+
+	for (bool started = false; sw.freed < want; started = true)
 	{
-		int			part = pg_atomic_fetch_add_u32(&shared->evict_cursor, 1) % CACHE_PARTITIONS;
-		BlockNo		victims[MAX_VICTIMS];
-		int			n;
+		uint64		start = pg_atomic_fetch_add_u64(&shared->hand, window);
 
-		if (shared->parts[part].nentries == 0)
-			continue;
-		part_lock(part);
-		n = sieve_evict(part, want, victims, &freed, &nexpired);
-		part_unlock(part);
-		free_chains(victims, n);
-		nevicted += n;
+		if (!started)
+			first = start;
+		else if (start + window > first + nblocks)
+			break;
+
+		sw.nvictims = 0;
+		for (uint64 pos = start; pos < start + window; pos++)
+		{
+			BlockNo		b = (BlockNo) (pos % nblocks);
+
+			/* only first blocks of linked entries have a key head */
+			if (((volatile uint64 *) key_heads)[b] == 0)
+				continue;
+			/* unlocked: a hit racing with this may lose its flag, no harm */
+			if (visited[b] && !is_expired(ENTRY(b), sw.now))
+			{
+				visited[b] = 0;
+				continue;
+			}
+			sweep_evict(&sw, b);
+		}
+		free_chains(sw.victims, sw.nvictims);
+		sw.nevicted += sw.nvictims;
 	}
-	cache_stat_add(CACHE_BACKEND_SHMEM, CACHE_STAT_EVICTIONS, nevicted - nexpired);
-	cache_stat_add(CACHE_BACKEND_SHMEM, CACHE_STAT_EXPIRATIONS, nexpired);
+	cache_stat_add(CACHE_BACKEND_SHMEM, CACHE_STAT_EVICTIONS, sw.nevicted - sw.nexpired);
+	cache_stat_add(CACHE_BACKEND_SHMEM, CACHE_STAT_EXPIRATIONS, sw.nexpired);
 }
 
 static bool
@@ -1186,17 +1216,6 @@ group_by_partition(const Candidate *in, int n, Candidate *out)
 		start[p + 1] += start[p];
 	for (int i = 0; i < n; i++)
 		out[start[in[i].part]++] = in[i];
-}
-
-/* Is b, read without a lock as a candidate, a linked entry of part? */
-static bool
-still_linked(int part, BlockNo b)
-{
-	BlockNo		cur = *BUCKET(part, ENTRY(b)->hash);
-
-	while (cur != InvalidBlock && cur != b)
-		cur = ENTRY(cur)->hnext;
-	return cur == b;
 }
 
 /*
