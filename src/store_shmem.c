@@ -749,6 +749,41 @@ evict(uint32 want)
 	cache_stat_add(CACHE_BACKEND_SHMEM, CACHE_STAT_EXPIRATIONS, sw.nexpired);
 }
 
+/*
+ * Make the block of a new chain that the hand will reach last the entry's
+ * first block, the one the hand looks at.  The hand's victims were just
+ * behind it, so there is usually one of theirs: the new entry then gets a
+ * whole turn before the hand judges it.  Taken as it comes, the first block
+ * could as well be a block of a victim's tail lying just ahead of the hand,
+ * and the entry be evicted before anyone had a chance to read it.
+ */
+static void
+place_head(BlockNo *chain, uint32 n)
+{
+	uint64		nblocks = shared->nblocks;
+	uint64		hand = pg_atomic_read_u64(&shared->hand) % nblocks;
+	uint64		best_dist = 0;
+	uint32		best = 0;
+
+	for (uint32 i = 0; i < n; i++)
+	{
+		uint64		dist = (chain[i] + nblocks - hand) % nblocks;
+
+		if (dist > best_dist)
+		{
+			best_dist = dist;
+			best = i;
+		}
+	}
+	if (best != 0)
+	{
+		BlockNo		tmp = chain[0];
+
+		chain[0] = chain[best];
+		chain[best] = tmp;
+	}
+}
+
 static bool
 alloc_chain(uint32 n, BlockNo *chain)
 {
@@ -763,7 +798,10 @@ alloc_chain(uint32 n, BlockNo *chain)
 	for (int round = 0; round < 32; round++)
 	{
 		if (pop_blocks(n, chain))
+		{
+			place_head(chain, n);
 			return true;
+		}
 		evict(n + slack);
 	}
 	return false;
