@@ -130,6 +130,20 @@ typedef struct DbUsage
 	pg_atomic_uint64 blocks;
 } DbUsage;
 
+/*
+ * How many linked entries have keys that start with given bytes: counts
+ * by a hash of the first 2, 4 and 8 bytes of the key (and the database),
+ * kept as entries are linked and unlinked.  A prefix invalidation whose
+ * count is zero has nothing to remove and need not scan the key heads;
+ * that is what a write to a table with cached results but nothing cached
+ * under one of its prefixes costs (see walk_heads).  Collisions only send
+ * an invalidation to the scan.
+ */
+#define HEAD_COUNT_LENS		3
+#define HEAD_COUNT_SLOTS	4096
+
+static const int head_count_len[HEAD_COUNT_LENS] = {2, 4, 8};
+
 typedef struct CacheShared
 {
 	uint32		nblocks;
@@ -140,6 +154,7 @@ typedef struct CacheShared
 	pg_atomic_uint32 high_water;	/* blocks ever handed out are below this */
 	DbUsage		dbs[MAX_DB_SLOTS];
 	DbUsage		other_dbs;
+	pg_atomic_uint32 head_counts[HEAD_COUNT_LENS][HEAD_COUNT_SLOTS];
 	CachePartition parts[CACHE_PARTITIONS];
 } CacheShared;
 
@@ -243,6 +258,9 @@ cache_shmem_startup(void)
 			pg_atomic_init_u64(&u->entries, 0);
 			pg_atomic_init_u64(&u->blocks, 0);
 		}
+		for (int l = 0; l < HEAD_COUNT_LENS; l++)
+			for (int i = 0; i < HEAD_COUNT_SLOTS; i++)
+				pg_atomic_init_u32(&shared->head_counts[l][i], 0);
 		for (int i = 0; i < CACHE_PARTITIONS; i++)
 		{
 			pg_atomic_init_u32(&shared->parts[i].seq, 0);
@@ -599,6 +617,27 @@ head_of(const char *key, int len)
 	return h;
 }
 
+/* The head count of keys whose first len bytes are those of head. */
+static inline pg_atomic_uint32 *
+head_count(int l, uint64 head, Oid dbid)
+{
+	uint64		mask = 0;
+	uint64		h;
+
+	memset(&mask, 0xFF, head_count_len[l]);
+	h = head & mask;
+	return &shared->head_counts[l][hash_combine(murmurhash32((uint32) h),
+												murmurhash32((uint32) (h >> 32) ^ dbid)) %
+								   HEAD_COUNT_SLOTS];
+}
+
+static inline void
+count_head(uint64 head, Oid dbid, int sign)
+{
+	for (int l = 0; l < HEAD_COUNT_LENS; l++)
+		pg_atomic_fetch_add_u32(head_count(l, head, dbid), sign);
+}
+
 /* Link a filled entry into its partition's index (exclusive lock). */
 static void
 link_entry(int part, BlockNo b)
@@ -612,6 +651,7 @@ link_entry(int part, BlockNo b)
 	p->nentries++;
 	p->links++;
 	key_heads[b] = head_of(e->data, e->keylen);
+	count_head(key_heads[b], e->dbid, 1);
 	visited[b] = 0;
 	account(e, 1);
 }
@@ -628,6 +668,7 @@ unlink_entry(int part, BlockNo b)
 		link = &ENTRY(*link)->hnext;
 	*link = e->hnext;
 	p->nentries--;
+	count_head(key_heads[b], e->dbid, -1);
 	key_heads[b] = 0;
 	account(e, -1);
 }
@@ -1307,6 +1348,27 @@ walk_heads(BulkRemoval *br, const char *lit, int litlen)
 	pfree(cand);
 }
 
+/*
+ * True if no linked entry of dbid can start with the first litlen bytes of
+ * lit, by the head counts: then there is nothing to scan for.  An entry
+ * linked while this runs may be missed, as the scan may miss it; it was
+ * set after the invalidation started.
+ */
+static bool
+heads_absent(Oid dbid, const char *lit, int litlen)
+{
+	int			l = HEAD_COUNT_LENS - 1;
+
+	while (l >= 0 && head_count_len[l] > litlen)
+		l--;
+	if (l < 0)
+		return false;
+	/* what was linked before this call started is counted by now */
+	pg_memory_barrier();
+	return pg_atomic_read_u32(head_count(l, head_of(lit, Min(litlen, (int) sizeof(uint64))),
+										 dbid)) == 0;
+}
+
 /* The literal bytes a glob pattern's matches all start with. */
 static int
 glob_literal_prefix(const char *pat, int len)
@@ -1338,7 +1400,10 @@ remove_matching(MatchKind kind, Oid dbid, const char *arg, int arglen)
 		litlen = glob_literal_prefix(arg, arglen);
 
 	if (litlen > 0)
-		walk_heads(br, arg, litlen);
+	{
+		if (!heads_absent(dbid, arg, litlen))
+			walk_heads(br, arg, litlen);
+	}
 	else
 		walk_buckets(br);
 
