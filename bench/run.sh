@@ -550,7 +550,7 @@ END
 	bench_record zipf ce_shmem_hit_ratio 1 1 "$(ratio "$zh" "$zt")" ratio "whole stream; second half: $(ratio "$zh2" "$zt2"); entries held: $cap; evictions: $ev"
 	bench_record zipf lru_hit_ratio 1 1 "$(ratio "$lh" "$lt")" ratio "exact LRU of $cap entries; second half: $(ratio "$lh2" "$lt2")"
 	bench_record zipf entries 1 1 "$cap" entries "entries cache_ext holds at 8MB with 200-byte values"
-	printf '  cache_ext SIEVE hit ratio %s (second half %s), exact LRU of %s entries %s (second half %s)\n' \
+	printf '  cache_ext CLOCK hit ratio %s (second half %s), exact LRU of %s entries %s (second half %s)\n' \
 		"$(ratio "$zh" "$zt")" "$(ratio "$zh2" "$zt2")" "$cap" "$(ratio "$lh" "$lt")" "$(ratio "$lh2" "$lt2")"
 
 	# throughput on the warm cache, pgbench's own random_zipfian stream
