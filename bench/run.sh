@@ -23,6 +23,7 @@
 #   BENCH_SECTIONS="pgbench malloc inquery memory invalidate zipf writes"
 #   BENCH_TPCB_SCALE=10  pgbench -i scale of the writes section
 #   BENCH_TPCB_MODE=simple  its pgbench query mode (simple, extended, prepared)
+#   BENCH_TPCB_VARIANTS="none shmem redis"  its variants (none must be one)
 #   BENCH_TPCB_REPS      its repetitions at the first client count (2 x BENCH_REPS)
 #   BENCH_SKIP_BUILD=1   use the cache_ext already installed
 #   BENCH_RESULTS=path   where to write the markdown
@@ -583,7 +584,7 @@ TPCB_SCALE=${BENCH_TPCB_SCALE:-10}
 # the issue's command is plain "pgbench -b tpcb-like": its default simple
 # protocol (prepared makes each transaction cheaper, the triggers' share larger)
 TPCB_MODE=${BENCH_TPCB_MODE:-simple}
-TPCB_VARIANTS=(none shmem redis)
+read -r -a TPCB_VARIANTS <<<"${BENCH_TPCB_VARIANTS:-none shmem redis}"
 # the target is at 1 client, where 4-second runs differ by ±10% from one to
 # the next: the first client count gets twice the repetitions (not in a
 # quick run), the others BENCH_REPS
@@ -718,6 +719,28 @@ if has_section writes; then
 		done
 	done
 	tpcb_variant none
+
+	# What one prefix invalidation that removes nothing costs the shared-memory
+	# store (the 'branches:' target when nothing is cached under it): the
+	# store as the runs left it, then full (64MB of 200-byte entries).
+	inval_us() {
+		tpcb_sql -c "SET cache_ext.backend = shmem" -c "DO \$\$
+DECLARE t0 timestamptz := clock_timestamp();
+BEGIN
+    FOR i IN 1..2000 LOOP PERFORM cache_invalidate_prefix('branches:'); END LOOP;
+    RAISE NOTICE 'us=%', round(extract(epoch FROM clock_timestamp() - t0) * 1000000 / 2000, 1);
+END \$\$" 2>&1 | sed -n 's/.*NOTICE: *us=//p'
+	}
+	bench_cmd "writes" "in $TPCB_DB, SET cache_ext.backend = shmem: 2000 x cache_invalidate_prefix('branches:') in a DO loop, then again after SELECT count(cache_set('fill:' || i, repeat('v', 200), 3600)) FROM generate_series(1, 300000) i"
+	us0=$(inval_us)
+	tpcb_sql -c "SET cache_ext.backend = shmem" \
+		-c "SELECT count(cache_set('fill:' || i, repeat('v', 200), 3600)) FROM generate_series(1, 300000) i" >/dev/null
+	n=$(tpcb_sql -c "SET cache_ext.backend = shmem" -c "SELECT entries FROM cache_stats()")
+	us1=$(inval_us)
+	bench_record writes shmem_prefix_nothing_us 1 1 "$us0" us "10k entries"
+	bench_record writes shmem_prefix_nothing_full_us 1 1 "$us1" us "$n entries"
+	meta "writes: prefix invalidation removing nothing (shmem)" "$us0 µs per call with 10k entries, $us1 µs with the store full ($n entries)"
+	echo "  prefix invalidation removing nothing (shmem): $us0 µs per call with 10k entries, $us1 µs with $n entries"
 	meta "writes redis keys" "$("$CE_REDIS_CLI" -p "$RP" dbsize) keys in Redis at the end (10000 app:session:* before)"
 	tpcb_sql -c "SELECT cache_flush()" >/dev/null
 	"$CE_REDIS_CLI" -p "$RP" flushall >/dev/null
