@@ -2,8 +2,9 @@
  *
  * store_shmem_int.h
  *		The shared-memory store's layout and what its two files share:
- *		store_shmem.c (the arena, gets, sets, eviction) and
- *		store_shmem_bulk.c (prefix, pattern and whole-database removal).
+ *		store_shmem.c (the arena, gets, sets), store_shmem_evict.c (the
+ *		CLOCK hand) and store_shmem_bulk.c (prefix, pattern and
+ *		whole-database removal).
  *		Nothing else in the extension includes this.
  *
  *-------------------------------------------------------------------------
@@ -205,7 +206,11 @@ extern void shm_require(void);
 extern void shm_free_chains(const BlockNo *heads, int nheads);
 extern bool shm_chain_read(CacheEntry *e, Size off, char *dst, Size len);
 extern void shm_unlink_entry(int part, BlockNo b);
+
+/* store_shmem_evict.c */
 extern bool shm_still_linked(int part, BlockNo b);
+extern void shm_evict(uint32 want);
+extern void shm_place_head(BlockNo *chain, uint32 n);
 
 /* store_shmem_bulk.c */
 extern int64 shm_remove_matching(MatchKind kind, Oid dbid, const char *arg, int arglen);
