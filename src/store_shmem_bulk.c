@@ -228,23 +228,26 @@ walk_heads(BulkRemoval *br, const char *lit, int litlen)
 
 /*
  * True if no linked entry of dbid can start with the first litlen bytes of
- * lit, by the head counts: then there is nothing to scan for.  An entry
- * linked while this runs may be missed, as the scan may miss it; it was
- * set after the invalidation started.
+ * lit, by the head counts: then there is nothing to scan for.  Every
+ * length counted that the literal covers is asked, and one zero suffices:
+ * a key under the prefix would be counted at each of them.  Asking them all
+ * matters, as the 8-byte counts fill up once the store holds many short
+ * keys ("user:123"), whose first 8 bytes are all different, while few keys
+ * share their first 2 or 4 bytes with the prefix.  An entry linked while
+ * this runs may be missed, as the scan may miss it; it was set after the
+ * invalidation started.
  */
 static bool
 heads_absent(Oid dbid, const char *lit, int litlen)
 {
-	int			l = HEAD_COUNT_LENS - 1;
+	uint64		head = head_of(lit, Min(litlen, (int) sizeof(uint64)));
 
-	while (l >= 0 && head_count_len[l] > litlen)
-		l--;
-	if (l < 0)
-		return false;
 	/* what was linked before this call started is counted by now */
 	pg_memory_barrier();
-	return pg_atomic_read_u32(head_count(l, head_of(lit, Min(litlen, (int) sizeof(uint64))),
-										 dbid)) == 0;
+	for (int l = 0; l < HEAD_COUNT_LENS && head_count_len[l] <= litlen; l++)
+		if (pg_atomic_read_u32(head_count(l, head, dbid)) == 0)
+			return true;
+	return false;
 }
 
 /* The literal bytes a glob pattern's matches all start with. */
