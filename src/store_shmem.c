@@ -373,7 +373,7 @@ key_equals(CacheEntry *e, uint32 hash, const char *key, int keylen)
 	return shm_chain_read(e, 0, buf, keylen) && memcmp(buf, key, keylen) == 0;
 }
 
-/* ---- index and queue, partition lock held ---- */
+/* ---- the index, partition lock held ---- */
 
 
 
@@ -498,7 +498,7 @@ link_entry(int part, BlockNo b)
 	account(e, 1);
 }
 
-/* Take an entry out of the index and the queue (exclusive lock). */
+/* Take an entry out of the index (exclusive lock). */
 void
 shm_unlink_entry(int part, BlockNo b)
 {
