@@ -75,10 +75,10 @@ typedef struct DbUsage
  * How many linked entries have keys that start with given bytes: counts
  * by a hash of the first 2, 4 and 8 bytes of the key (and the database),
  * kept as entries are linked and unlinked.  A prefix invalidation whose
- * count is zero has nothing to remove and need not scan the key heads;
- * that is what a write to a table with cached results but nothing cached
- * under one of its prefixes costs (see walk_heads).  Collisions only send
- * an invalidation to the scan.
+ * count is zero at any length its prefix covers has nothing to remove and
+ * need not scan the key heads: that is what a write to a table whose
+ * prefix target has nothing cached costs (heads_absent in
+ * store_shmem_bulk.c).  Collisions only send an invalidation to the scan.
  */
 #define HEAD_COUNT_LENS		3
 #define HEAD_COUNT_SLOTS	4096
