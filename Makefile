@@ -19,6 +19,8 @@ OBJS = \
 	src/stats.o \
 	src/glob.o \
 	src/store_shmem.o \
+	src/store_shmem_bulk.o \
+	src/store_shmem_evict.o \
 	src/redis_conn.o \
 	src/store_redis.o \
 	src/near_cache.o \

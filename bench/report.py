@@ -493,7 +493,7 @@ if zc is not None:
     w("")
     w("| | hit ratio, whole stream | second half (warm) | note |")
     w("|---|---:|---:|---|")
-    for n, lab in (("ce_shmem_hit_ratio", "cache_ext shmem (SIEVE)"), ("lru_hit_ratio", "exact LRU, same number of entries")):
+    for n, lab in (("ce_shmem_hit_ratio", "cache_ext shmem (CLOCK)"), ("lru_hit_ratio", "exact LRU, same number of entries")):
         nt = note("zipf", n)
         sh = nt.split("second half: ")[1].split(";")[0] if "second half: " in nt else ""
         w("| %s | %s | %s | %s |" % (lab, fmt(med("zipf", n), 4), sh, nt))

@@ -23,6 +23,8 @@
 #   BENCH_SECTIONS="pgbench malloc inquery memory invalidate zipf writes"
 #   BENCH_TPCB_SCALE=10  pgbench -i scale of the writes section
 #   BENCH_TPCB_MODE=simple  its pgbench query mode (simple, extended, prepared)
+#   BENCH_TPCB_VARIANTS="none shmem redis"  its variants (none must be one)
+#   BENCH_TPCB_SHMEM_KEYS=10000  unrelated keys it puts in the shared-memory store
 #   BENCH_TPCB_REPS      its repetitions at the first client count (2 x BENCH_REPS)
 #   BENCH_SKIP_BUILD=1   use the cache_ext already installed
 #   BENCH_RESULTS=path   where to write the markdown
@@ -550,7 +552,7 @@ END
 	bench_record zipf ce_shmem_hit_ratio 1 1 "$(ratio "$zh" "$zt")" ratio "whole stream; second half: $(ratio "$zh2" "$zt2"); entries held: $cap; evictions: $ev"
 	bench_record zipf lru_hit_ratio 1 1 "$(ratio "$lh" "$lt")" ratio "exact LRU of $cap entries; second half: $(ratio "$lh2" "$lt2")"
 	bench_record zipf entries 1 1 "$cap" entries "entries cache_ext holds at 8MB with 200-byte values"
-	printf '  cache_ext SIEVE hit ratio %s (second half %s), exact LRU of %s entries %s (second half %s)\n' \
+	printf '  cache_ext CLOCK hit ratio %s (second half %s), exact LRU of %s entries %s (second half %s)\n' \
 		"$(ratio "$zh" "$zt")" "$(ratio "$zh2" "$zt2")" "$cap" "$(ratio "$lh" "$lt")" "$(ratio "$lh2" "$lt2")"
 
 	# throughput on the warm cache, pgbench's own random_zipfian stream
@@ -583,7 +585,9 @@ TPCB_SCALE=${BENCH_TPCB_SCALE:-10}
 # the issue's command is plain "pgbench -b tpcb-like": its default simple
 # protocol (prepared makes each transaction cheaper, the triggers' share larger)
 TPCB_MODE=${BENCH_TPCB_MODE:-simple}
-TPCB_VARIANTS=(none shmem redis)
+read -r -a TPCB_VARIANTS <<<"${BENCH_TPCB_VARIANTS:-none shmem redis}"
+# unrelated keys in the shared-memory store (300000 fills the default 64MB)
+TPCB_SHMEM_KEYS=${BENCH_TPCB_SHMEM_KEYS:-10000}
 # the target is at 1 client, where 4-second runs differ by ±10% from one to
 # the next: the first client count gets twice the repetitions (not in a
 # quick run), the others BENCH_REPS
@@ -633,16 +637,26 @@ tpcb_check() {
 	echo "shmem $sh, redis $rd"
 }
 
+# CPU time of the server's exited processes (the postmaster's cutime +
+# cstime), in clock ticks: around a run, what its backends used, which a
+# busy machine disturbs much less than the wall-clock rate
+tpcb_server_cpu() {
+	local pid
+	pid=$(ce_as_pg head -n 1 "$CE_PGDATA/postmaster.pid")
+	awk '{ print $16 + $17 }' "/proc/$pid/stat"
+}
+
 # tpcb_pgbench VARIANT CLIENTS REP: one timed run; pgbench's own set-up
 # (VACUUM of branches and tellers, TRUNCATE pgbench_history) comes first
 tpcb_pgbench() {
-	local v=$1 c=$2 rep=$3 log tps lat txns cmds
+	local v=$1 c=$2 rep=$3 log tps lat txns cmds cpu0 cpu1 cpu_us
 	local args=(-b tpcb-like -M "$TPCB_MODE" -T "$SECS" -c "$c" -j "$c")
 	log=$BENCH_RAW/logs/writes-$v-c$c-r$rep.log
 	[ "$rep" = 1 ] && [ "$c" = 1 ] && [ "$v" = none ] &&
 		bench_cmd "writes" "pgbench -h 127.0.0.1 -p \$PGPORT -U postgres ${args[*]} $TPCB_DB   -- after CHECKPOINT, for each variant, clients $CLIENTS"
 	tpcb_sql -c "CHECKPOINT" >/dev/null
 	$TOOLS redis-cmdstats "$RP" "$BENCH_RAW/logs/writes-$v-c$c-r$rep.redis0"
+	cpu0=$(tpcb_server_cpu)
 	if ! ce_as_pg "$CE_PGBIN/pgbench" -h 127.0.0.1 -p "$CE_PGPORT" -U postgres "${args[@]}" "$TPCB_DB" >"$log" 2>&1; then
 		ce_warn "pgbench tpcb-like ($v) -c $c failed:"
 		tail -n 5 "$log" >&2 || true
@@ -661,7 +675,14 @@ tpcb_pgbench() {
 	txns=$(sed -n 's/^number of transactions actually processed: \([0-9]*\).*/\1/p' "$log")
 	cmds=$($TOOLS redis-cmddelta "$BENCH_RAW/logs/writes-$v-c$c-r$rep.redis0" "$BENCH_RAW/logs/writes-$v-c$c-r$rep.redis1" "${txns:-0}")
 	bench_record writes_redis "tpcb_$v" "$c" "$rep" "" "" "$cmds"
-	printf '  %-22s c=%s rep=%s  %10s tps   Redis per transaction: %s\n' "tpcb_$v" "$c" "$rep" "$tps" "$cmds"
+	# the backends have exited (pgbench waited for them): let the postmaster reap them
+	sleep 0.3
+	cpu1=$(tpcb_server_cpu)
+	cpu_us=$(awk -v a="$cpu0" -v b="$cpu1" -v t="$(getconf CLK_TCK)" -v n="${txns:-0}" \
+		'BEGIN { if (n > 0) printf "%.0f", (b - a) / t * 1e6 / n }')
+	bench_record writes_cpu "tpcb_$v" "$c" "$rep" "$cpu_us" "us/txn" "server CPU per transaction (exited backends)"
+	printf '  %-22s c=%s rep=%s  %10s tps   server CPU %s us/txn   Redis per transaction: %s\n' \
+		"tpcb_$v" "$c" "$rep" "$tps" "$cpu_us" "$cmds"
 }
 
 if has_section writes; then
@@ -678,8 +699,8 @@ if has_section writes; then
 	"$CE_REDIS_CLI" -p "$RP" flushall >/dev/null
 	$TOOLS redis-load "$RP" app:session: 1 10000 200 3600
 	tpcb_sql -c "SET cache_ext.backend = shmem" \
-		-c "SELECT count(cache_set('app:session:' || i, repeat('v', 200), 3600)) FROM generate_series(1, 10000) i" >/dev/null
-	bench_cmd "writes" "Redis: SET app:session:<i> <200 bytes> EX 3600 for i in 1..10000 (bench/tools.py redis-load); shmem, in $TPCB_DB: SELECT count(cache_set('app:session:' || i, repeat('v', 200), 3600)) FROM generate_series(1, 10000) i"
+		-c "SELECT count(cache_set('app:session:' || i, repeat('v', 200), 3600)) FROM generate_series(1, $TPCB_SHMEM_KEYS) i" >/dev/null
+	bench_cmd "writes" "Redis: SET app:session:<i> <200 bytes> EX 3600 for i in 1..10000 (bench/tools.py redis-load); shmem, in $TPCB_DB: SELECT count(cache_set('app:session:' || i, repeat('v', 200), 3600)) FROM generate_series(1, $TPCB_SHMEM_KEYS) i"
 	bench_cmd "writes" "variant none: no triggers, ALTER DATABASE $TPCB_DB SET cache_ext.redis_url = ''"
 	bench_cmd "writes" "variant shmem: SELECT cache_attach('pgbench_accounts', 'acct:{aid}'); SELECT cache_attach('pgbench_branches', 'branches:'); ALTER DATABASE $TPCB_DB SET cache_ext.redis_url = ''"
 	bench_cmd "writes" "variant redis: the same triggers; ALTER DATABASE $TPCB_DB SET cache_ext.redis_url = 'redis://127.0.0.1:\$REDIS_PORT/0'"
@@ -718,6 +739,28 @@ if has_section writes; then
 		done
 	done
 	tpcb_variant none
+
+	# What one prefix invalidation that removes nothing costs the shared-memory
+	# store (the 'branches:' target when nothing is cached under it): the
+	# store as the runs left it, then full (64MB of 200-byte entries).
+	inval_us() {
+		tpcb_sql -c "SET cache_ext.backend = shmem" -c "DO \$\$
+DECLARE t0 timestamptz := clock_timestamp();
+BEGIN
+    FOR i IN 1..2000 LOOP PERFORM cache_invalidate_prefix('branches:'); END LOOP;
+    RAISE NOTICE 'us=%', round(extract(epoch FROM clock_timestamp() - t0) * 1000000 / 2000, 1);
+END \$\$" 2>&1 | sed -n 's/.*NOTICE: *us=//p'
+	}
+	bench_cmd "writes" "in $TPCB_DB, SET cache_ext.backend = shmem: 2000 x cache_invalidate_prefix('branches:') in a DO loop, then again after SELECT count(cache_set('fill:' || i, repeat('v', 200), 3600)) FROM generate_series(1, 300000) i"
+	us0=$(inval_us)
+	tpcb_sql -c "SET cache_ext.backend = shmem" \
+		-c "SELECT count(cache_set('fill:' || i, repeat('v', 200), 3600)) FROM generate_series(1, 300000) i" >/dev/null
+	n=$(tpcb_sql -c "SET cache_ext.backend = shmem" -c "SELECT entries FROM cache_stats()")
+	us1=$(inval_us)
+	bench_record writes shmem_prefix_nothing_us 1 1 "$us0" us "after the runs, $TPCB_SHMEM_KEYS unrelated keys set"
+	bench_record writes shmem_prefix_nothing_full_us 1 1 "$us1" us "$n entries"
+	meta "writes: prefix invalidation removing nothing (shmem)" "$us0 µs per call after the runs ($TPCB_SHMEM_KEYS unrelated keys set), $us1 µs with the store full ($n entries)"
+	echo "  prefix invalidation removing nothing (shmem): $us0 µs per call after the runs ($TPCB_SHMEM_KEYS unrelated keys set), $us1 µs with $n entries"
 	meta "writes redis keys" "$("$CE_REDIS_CLI" -p "$RP" dbsize) keys in Redis at the end (10000 app:session:* before)"
 	tpcb_sql -c "SELECT cache_flush()" >/dev/null
 	"$CE_REDIS_CLI" -p "$RP" flushall >/dev/null

@@ -2,20 +2,23 @@
  *
  * store_shmem.c
  *		The shared-memory store: a fixed arena of blocks, a partitioned
- *		hash index and SIEVE eviction.
+ *		hash index and CLOCK eviction.
  *
  * Memory model.  cache_ext.shmem_size is carved, once, into
- *   - a header and CACHE_PARTITIONS partitions (queue heads, counters),
+ *   - a header: CACHE_PARTITIONS partitions (sequence numbers, counters),
+ *     the CLOCK hand, usage by database and the head counts,
  *   - the hash buckets (one per two blocks, split evenly by partition),
  *   - a stack of free block numbers,
+ *   - per block, a key head (the first 8 bytes of an entry's key, for
+ *     prefix invalidation) and a visited flag (for eviction),
  *   - the blocks: CACHE_BLOCK_SIZE bytes each.
  * An entry is a chain of blocks.  The first one holds the entry header, then
  * key and value bytes continue through the chain.  Any value size works
  * without fragmentation, and nothing is allocated at run time.
  *
  * Concurrency.  A key's hash picks its partition; each partition has its
- * own LWLock, hash buckets and SIEVE queue.  Every change to a partition's
- * index is made under its lock held exclusively, which also makes the
+ * own LWLock and hash buckets.  Every change to a partition's index is
+ * made under its lock held exclusively, which also makes the
  * partition's sequence number odd for the duration (a seqlock).  A get
  * reads without any lock and keeps what it read only if the sequence number
  * was even and unchanged from before the first read to after the last:
@@ -30,13 +33,18 @@
  * reader that still follows them sees the sequence number moved).  The
  * free stack has its own spinlock, held only for a memcpy; it is the only
  * lock ever taken while a partition lock is held, so there is no ordering
- * problem.  Bulk invalidation walks one partition a few hundred buckets
- * at a time, so no lock is held for long however large the store is.
+ * problem.  Bulk invalidation (store_shmem_bulk.c) holds no lock for more
+ * than a batch, however large the store is.
  *
- * Eviction.  When the free stack runs dry, a setter evicts from partitions
- * in turn with SIEVE (Zhang et al., NSDI '24): a hit sets the entry's
- * "visited" flag; the hand walks from the oldest entry to the newest,
- * clearing flags and evicting the first unvisited (or expired) entry.
+ * Eviction (store_shmem_evict.c).  When the free stack runs dry, a setter
+ * evicts with CLOCK over the whole arena: one global hand walks the block
+ * numbers in order; at an entry's first block it clears the entry's
+ * "visited" flag if set (a hit since the hand last passed) and evicts the
+ * entry otherwise (or when it is expired).  Setters claim a few blocks of
+ * the hand's path at a time with one atomic add, so concurrent setters
+ * evict side by side and take only the partition lock of each victim.  A
+ * new entry's first block is the one of its chain the hand reaches last,
+ * so that it gets a whole turn.  See docs/eviction.md.
  *
  *-------------------------------------------------------------------------
  */
@@ -55,12 +63,9 @@
 #include "storage/spin.h"
 #include "utils/timestamp.h"
 
-#define CACHE_PARTITIONS	128
-#define CACHE_BLOCK_SIZE	128
-#define CACHE_TRANCHE		"cache_ext"
+#include "store_shmem_int.h"
 
-/* buckets handled per lock acquisition by bulk invalidation */
-#define SCAN_CHUNK_BUCKETS	256
+#define CACHE_TRANCHE		"cache_ext"
 
 /*
  * Tries of a get without the lock before it takes the lock, pauses it may
@@ -72,93 +77,20 @@
 #define MAX_WRITER_SPINS	5000
 #define MAX_UNLOCKED_STEPS	1000
 
-typedef uint32 BlockNo;
-
-#define InvalidBlock		((BlockNo) 0xFFFFFFFF)
-
-typedef struct CacheBlock
-{
-	BlockNo		next;			/* next block of the same entry */
-	char		data[CACHE_BLOCK_SIZE - sizeof(BlockNo)];
-} CacheBlock;
-
-/* The first block of an entry. */
-typedef struct CacheEntry
-{
-	BlockNo		next;			/* overlays CacheBlock.next */
-	BlockNo		hnext;			/* hash chain */
-	BlockNo		newer;			/* SIEVE queue, towards the newest */
-	BlockNo		older;			/* SIEVE queue, towards the oldest */
-	uint32		hash;
-	Oid			dbid;
-	uint32		vallen;
-	uint16		keylen;
-	TimestampTz expires;		/* 0: never */
-	char		data[FLEXIBLE_ARRAY_MEMBER];	/* key, then value */
-} CacheEntry;
-
-#define HEAD_PAYLOAD	(CACHE_BLOCK_SIZE - offsetof(CacheEntry, data))
-#define CONT_PAYLOAD	(CACHE_BLOCK_SIZE - offsetof(CacheBlock, data))
-
-StaticAssertDecl(sizeof(CacheBlock) == CACHE_BLOCK_SIZE, "block size");
-StaticAssertDecl(offsetof(CacheEntry, data) < CACHE_BLOCK_SIZE, "header fits");
-
-typedef struct CachePartition
-{
-	pg_atomic_uint32 seq;		/* odd while the index is being changed */
-	BlockNo		newest;
-	BlockNo		oldest;
-	BlockNo		hand;			/* SIEVE hand, InvalidBlock = start at oldest */
-	uint32		nentries;
-	uint64		links;			/* entries ever linked in: see generation */
-} CachePartition;
-
-/*
- * What one database's entries hold, for cache_stats(): counted when entries
- * are linked and unlinked, so reading it costs nothing.  Databases past the
- * last slot share "other_dbs".
- */
-#define MAX_DB_SLOTS 64
-
-typedef struct DbUsage
-{
-	pg_atomic_uint32 dbid;		/* InvalidOid: free */
-	pg_atomic_uint64 entries;
-	pg_atomic_uint64 blocks;
-} DbUsage;
-
-typedef struct CacheShared
-{
-	uint32		nblocks;
-	uint32		nbuckets;		/* per partition, a power of 2 */
-	slock_t		free_lock;
-	uint32		nfree;
-	pg_atomic_uint32 evict_cursor;
-	pg_atomic_uint32 high_water;	/* blocks ever handed out are below this */
-	DbUsage		dbs[MAX_DB_SLOTS];
-	DbUsage		other_dbs;
-	CachePartition parts[CACHE_PARTITIONS];
-} CacheShared;
-
 /* pointers into the arena, set in every backend at attach */
-static CacheShared *shared = NULL;
-static LWLockPadded *locks = NULL;
-static BlockNo *buckets = NULL;
-static BlockNo *free_stack = NULL;
-static uint64 *key_heads = NULL;	/* per block: head_of() its key, or 0 */
-static uint8 *visited = NULL;	/* per block: SIEVE's flag for its entry */
-static CacheBlock *blocks = NULL;
-
-#define ENTRY(b)		((CacheEntry *) &blocks[(b)])
+CacheShared *shm_shared = NULL;
+LWLockPadded *shm_locks = NULL;
+BlockNo *shm_buckets = NULL;
+BlockNo *shm_free_stack = NULL;
+uint64 *shm_key_heads = NULL;	/* per block: head_of() its key, or 0 */
+uint8 *shm_visited = NULL;	/* per block: CLOCK's flag for its entry */
+CacheBlock *shm_blocks = NULL;
 
 #if defined(__GNUC__) || defined(__clang__)
 #define prefetch(p)		__builtin_prefetch(p)
 #else
 #define prefetch(p)		((void) 0)
 #endif
-#define PART_LOCK(p)	(&locks[(p)].lock)
-#define BUCKET(p, h)	(&buckets[(Size) (p) * shared->nbuckets + \
-								  (((h) / CACHE_PARTITIONS) & (shared->nbuckets - 1))])
 
 /* ---- sizing and startup ---- */
 
@@ -212,59 +144,59 @@ cache_shmem_startup(void)
 	arena_layout(&nblocks, &nbuckets);
 
 	p = ShmemInitStruct("cache_ext store", cache_shmem_size(), &found);
-	shared = (CacheShared *) p;
-	locks = GetNamedLWLockTranche(CACHE_TRANCHE);
+	shm_shared = (CacheShared *) p;
+	shm_locks = GetNamedLWLockTranche(CACHE_TRANCHE);
 	p += MAXALIGN(sizeof(CacheShared));
-	buckets = (BlockNo *) p;
+	shm_buckets = (BlockNo *) p;
 	p += MAXALIGN((Size) nbuckets * CACHE_PARTITIONS * sizeof(BlockNo));
-	free_stack = (BlockNo *) p;
+	shm_free_stack = (BlockNo *) p;
 	p += MAXALIGN((Size) nblocks * sizeof(BlockNo));
-	key_heads = (uint64 *) p;
+	shm_key_heads = (uint64 *) p;
 	p += (Size) nblocks * sizeof(uint64);
-	visited = (uint8 *) p;
+	shm_visited = (uint8 *) p;
 	p += nblocks;
-	blocks = (CacheBlock *) TYPEALIGN(PG_CACHE_LINE_SIZE, p);
+	shm_blocks = (CacheBlock *) TYPEALIGN(PG_CACHE_LINE_SIZE, p);
 
 	if (!found)
 	{
-		shared->nblocks = nblocks;
-		shared->nbuckets = nbuckets;
-		SpinLockInit(&shared->free_lock);
-		pg_atomic_init_u32(&shared->evict_cursor, 0);
-		pg_atomic_init_u32(&shared->high_water, 0);
+		shm_shared->nblocks = nblocks;
+		shm_shared->nbuckets = nbuckets;
+		SpinLockInit(&shm_shared->free_lock);
+		pg_atomic_init_u64(&shm_shared->hand, 0);
+		pg_atomic_init_u32(&shm_shared->high_water, 0);
 		for (int i = 0; i <= MAX_DB_SLOTS; i++)
 		{
-			DbUsage    *u = (i < MAX_DB_SLOTS) ? &shared->dbs[i] : &shared->other_dbs;
+			DbUsage    *u = (i < MAX_DB_SLOTS) ? &shm_shared->dbs[i] : &shm_shared->other_dbs;
 
 			pg_atomic_init_u32(&u->dbid, InvalidOid);
 			pg_atomic_init_u64(&u->entries, 0);
 			pg_atomic_init_u64(&u->blocks, 0);
 		}
+		for (int l = 0; l < HEAD_COUNT_LENS; l++)
+			for (int i = 0; i < HEAD_COUNT_SLOTS; i++)
+				pg_atomic_init_u32(&shm_shared->head_counts[l][i], 0);
 		for (int i = 0; i < CACHE_PARTITIONS; i++)
 		{
-			pg_atomic_init_u32(&shared->parts[i].seq, 0);
-			shared->parts[i].newest = InvalidBlock;
-			shared->parts[i].oldest = InvalidBlock;
-			shared->parts[i].hand = InvalidBlock;
-			shared->parts[i].nentries = 0;
-			shared->parts[i].links = 0;
+			pg_atomic_init_u32(&shm_shared->parts[i].seq, 0);
+			shm_shared->parts[i].nentries = 0;
+			shm_shared->parts[i].links = 0;
 		}
-		memset(buckets, 0xFF, (Size) nbuckets * CACHE_PARTITIONS * sizeof(BlockNo));
-		memset(key_heads, 0, (Size) nblocks * sizeof(uint64));
-		memset(visited, 0, nblocks);
+		memset(shm_buckets, 0xFF, (Size) nbuckets * CACHE_PARTITIONS * sizeof(BlockNo));
+		memset(shm_key_heads, 0, (Size) nblocks * sizeof(uint64));
+		memset(shm_visited, 0, nblocks);
 		/* pop from the top; hand out low block numbers first */
 		for (uint32 i = 0; i < nblocks; i++)
-			free_stack[i] = nblocks - 1 - i;
-		shared->nfree = nblocks;
+			shm_free_stack[i] = nblocks - 1 - i;
+		shm_shared->nfree = nblocks;
 	}
 
-	Assert((char *) (blocks + nblocks) <= (char *) shared + cache_shmem_size());
+	Assert((char *) (shm_blocks + nblocks) <= (char *) shm_shared + cache_shmem_size());
 }
 
-static void
-require_shmem(void)
+void
+shm_require(void)
 {
-	if (shared == NULL)
+	if (shm_shared == NULL)
 		ereport(ERROR,
 				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
 				 errmsg("cache_ext's shared-memory store needs shared_preload_libraries = 'cache_ext' in postgresql.conf"),
@@ -273,19 +205,7 @@ require_shmem(void)
 
 /* ---- blocks ---- */
 
-static inline uint32
-blocks_for(Size len)
-{
-	if (len <= HEAD_PAYLOAD)
-		return 1;
-	return 1 + (len - HEAD_PAYLOAD + CONT_PAYLOAD - 1) / CONT_PAYLOAD;
-}
 
-static inline uint32
-entry_blocks(CacheEntry *e)
-{
-	return blocks_for((Size) e->keylen + e->vallen);
-}
 
 /* Take n blocks from the free stack, all or none. */
 static bool
@@ -296,20 +216,20 @@ pop_blocks(uint32 n, BlockNo *out)
 	uint32		top = 0;
 	uint32		hw;
 
-	SpinLockAcquire(&shared->free_lock);
-	if (shared->nfree >= n)
+	SpinLockAcquire(&shm_shared->free_lock);
+	if (shm_shared->nfree >= n)
 	{
-		shared->nfree -= n;
-		memcpy(out, free_stack + shared->nfree, n * sizeof(BlockNo));
+		shm_shared->nfree -= n;
+		memcpy(out, shm_free_stack + shm_shared->nfree, n * sizeof(BlockNo));
 		ok = true;
 	}
-	SpinLockRelease(&shared->free_lock);
+	SpinLockRelease(&shm_shared->free_lock);
 
 	/* the free stack hands out low numbers first: key_heads scans stop early */
 	for (uint32 i = 0; ok && i < n; i++)
 		top = Max(top, out[i] + 1);
-	hw = pg_atomic_read_u32(&shared->high_water);
-	while (top > hw && !pg_atomic_compare_exchange_u32(&shared->high_water, &hw, top))
+	hw = pg_atomic_read_u32(&shm_shared->high_water);
+	while (top > hw && !pg_atomic_compare_exchange_u32(&shm_shared->high_water, &hw, top))
 		;
 	return ok;
 }
@@ -319,8 +239,8 @@ pop_blocks(uint32 n, BlockNo *out)
  * held: once they have left the index no other backend writes the chains
  * (a get without the lock may still be reading one; it will find out).
  */
-static void
-free_chains(const BlockNo *heads, int nheads)
+void
+shm_free_chains(const BlockNo *heads, int nheads)
 {
 	for (int i = 0; i < nheads; i++)
 	{
@@ -335,12 +255,12 @@ free_chains(const BlockNo *heads, int nheads)
 			while (k < lengthof(tmp) && b != InvalidBlock)
 			{
 				tmp[k++] = b;
-				b = blocks[b].next;
+				b = shm_blocks[b].next;
 			}
-			SpinLockAcquire(&shared->free_lock);
-			memcpy(free_stack + shared->nfree, tmp, k * sizeof(BlockNo));
-			shared->nfree += k;
-			SpinLockRelease(&shared->free_lock);
+			SpinLockAcquire(&shm_shared->free_lock);
+			memcpy(shm_free_stack + shm_shared->nfree, tmp, k * sizeof(BlockNo));
+			shm_shared->nfree += k;
+			SpinLockRelease(&shm_shared->free_lock);
 			n -= k;
 		}
 	}
@@ -356,9 +276,9 @@ next_block(CacheBlock **blk)
 {
 	BlockNo		next = *(volatile BlockNo *) &(*blk)->next;
 
-	if (next >= shared->nblocks)
+	if (next >= shm_shared->nblocks)
 		return false;
-	*blk = &blocks[next];
+	*blk = &shm_blocks[next];
 	return true;
 }
 
@@ -366,8 +286,8 @@ next_block(CacheBlock **blk)
  * Copy len bytes at offset off of an entry's key+value stream; false if
  * the chain broke off (see next_block).
  */
-static bool
-chain_read(CacheEntry *e, Size off, char *dst, Size len)
+bool
+shm_chain_read(CacheEntry *e, Size off, char *dst, Size len)
 {
 	CacheBlock *blk = (CacheBlock *) e;
 	char	   *src = e->data;
@@ -413,7 +333,7 @@ chain_write(BlockNo *chain, uint32 n, const char *key, int keylen,
 	bool		in_key = true;
 
 	for (uint32 j = 0; j < n; j++)
-		blocks[chain[j]].next = (j + 1 < n) ? chain[j + 1] : InvalidBlock;
+		shm_blocks[chain[j]].next = (j + 1 < n) ? chain[j + 1] : InvalidBlock;
 
 	for (;;)
 	{
@@ -435,7 +355,7 @@ chain_write(BlockNo *chain, uint32 n, const char *key, int keylen,
 		src += k;
 		if (avail == 0)
 		{
-			dst = blocks[chain[++i]].data;
+			dst = shm_blocks[chain[++i]].data;
 			avail = CONT_PAYLOAD;
 		}
 	}
@@ -450,42 +370,12 @@ key_equals(CacheEntry *e, uint32 hash, const char *key, int keylen)
 		return false;
 	if (keylen <= HEAD_PAYLOAD)
 		return memcmp(e->data, key, keylen) == 0;
-	return chain_read(e, 0, buf, keylen) && memcmp(buf, key, keylen) == 0;
+	return shm_chain_read(e, 0, buf, keylen) && memcmp(buf, key, keylen) == 0;
 }
 
-/* ---- index and queue, partition lock held ---- */
+/* ---- the index, partition lock held ---- */
 
-/*
- * Exclusive access to a partition, for any change to its index: the
- * sequence number is odd meanwhile, which tells readers without the lock
- * (read_unlocked) that what they read may be torn.
- */
-static inline void
-part_lock(int part)
-{
-	pg_atomic_uint32 *seq = &shared->parts[part].seq;
 
-	LWLockAcquire(PART_LOCK(part), LW_EXCLUSIVE);
-
-	/*
-	 * Odd, whatever it was: should an ERROR ever escape a section before
-	 * part_unlock(), the number stays odd (readers then use the lock) and
-	 * the next writer does not turn the parity around.
-	 */
-	pg_atomic_write_u32(seq, (pg_atomic_read_u32(seq) + 1) | 1);
-	pg_write_barrier();
-}
-
-static inline void
-part_unlock(int part)
-{
-	pg_atomic_uint32 *seq = &shared->parts[part].seq;
-
-	Assert(pg_atomic_read_u32(seq) & 1);
-	pg_write_barrier();
-	pg_atomic_write_u32(seq, pg_atomic_read_u32(seq) + 1);
-	LWLockRelease(PART_LOCK(part));
-}
 
 static inline uint32
 key_hash(const char *key, int keylen)
@@ -533,7 +423,7 @@ lookup_unlocked(int part, uint32 hash, const char *key, int keylen,
 
 	for (int steps = 0; b != InvalidBlock; steps++)
 	{
-		if (b >= shared->nblocks || steps > MAX_UNLOCKED_STEPS)
+		if (b >= shm_shared->nblocks || steps > MAX_UNLOCKED_STEPS)
 			return false;
 		if (key_equals(ENTRY(b), hash, key, keylen))
 			break;
@@ -543,11 +433,6 @@ lookup_unlocked(int part, uint32 hash, const char *key, int keylen,
 	return true;
 }
 
-static inline bool
-is_expired(CacheEntry *e, TimestampTz now)
-{
-	return e->expires != 0 && e->expires <= now;
-}
 
 /* The usage slot of a database, claimed on first use. */
 static DbUsage *
@@ -559,19 +444,19 @@ db_usage(Oid dbid)
 	if (dbid == MyDatabaseId && mine != NULL)
 		return mine;
 	for (int i = 0; i < MAX_DB_SLOTS && !found; i++)
-		if (pg_atomic_read_u32(&shared->dbs[i].dbid) == dbid)
-			found = &shared->dbs[i];
+		if (pg_atomic_read_u32(&shm_shared->dbs[i].dbid) == dbid)
+			found = &shm_shared->dbs[i];
 	for (int i = 0; i < MAX_DB_SLOTS && !found; i++)
 	{
 		uint32		cur = InvalidOid;
 
 		/* a failed claim leaves the slot's owner in cur: maybe us */
-		if (pg_atomic_compare_exchange_u32(&shared->dbs[i].dbid, &cur, dbid) ||
+		if (pg_atomic_compare_exchange_u32(&shm_shared->dbs[i].dbid, &cur, dbid) ||
 			cur == dbid)
-			found = &shared->dbs[i];
+			found = &shm_shared->dbs[i];
 	}
 	if (!found)
-		return &shared->other_dbs;
+		return &shm_shared->other_dbs;
 	if (dbid == MyDatabaseId)
 		mine = found;
 	return found;
@@ -586,144 +471,55 @@ account(CacheEntry *e, int sign)
 	pg_atomic_fetch_add_u64(&u->blocks, sign * (int64) entry_blocks(e));
 }
 
-/*
- * The first (up to) 8 bytes of a key, as a number: never 0 for a key, as
- * keys are not empty and text holds no NUL byte.
- */
-static inline uint64
-head_of(const char *key, int len)
-{
-	uint64		h = 0;
 
-	memcpy(&h, key, Min(len, (int) sizeof(h)));
-	return h;
+
+static inline void
+count_head(uint64 head, Oid dbid, int sign)
+{
+	for (int l = 0; l < HEAD_COUNT_LENS; l++)
+		pg_atomic_fetch_add_u32(head_count(l, head, dbid), sign);
 }
 
-/* Link a filled entry in as the newest of its partition (exclusive lock). */
+/* Link a filled entry into its partition's index (exclusive lock). */
 static void
 link_entry(int part, BlockNo b)
 {
-	CachePartition *p = &shared->parts[part];
+	CachePartition *p = &shm_shared->parts[part];
 	CacheEntry *e = ENTRY(b);
 	BlockNo    *bucket = BUCKET(part, e->hash);
 
 	e->hnext = *bucket;
 	*bucket = b;
-	e->newer = InvalidBlock;
-	e->older = p->newest;
-	if (p->newest != InvalidBlock)
-		ENTRY(p->newest)->newer = b;
-	else
-		p->oldest = b;
-	p->newest = b;
 	p->nentries++;
 	p->links++;
-	key_heads[b] = head_of(e->data, e->keylen);
-	visited[b] = 0;
+	shm_key_heads[b] = head_of(e->data, e->keylen);
+	count_head(shm_key_heads[b], e->dbid, 1);
+	shm_visited[b] = 0;
 	account(e, 1);
 }
 
-/* Take an entry out of the index and the queue (exclusive lock). */
-static void
-unlink_entry(int part, BlockNo b)
+/* Take an entry out of the index (exclusive lock). */
+void
+shm_unlink_entry(int part, BlockNo b)
 {
-	CachePartition *p = &shared->parts[part];
+	CachePartition *p = &shm_shared->parts[part];
 	CacheEntry *e = ENTRY(b);
 	BlockNo    *link = BUCKET(part, e->hash);
 
 	while (*link != b)
 		link = &ENTRY(*link)->hnext;
 	*link = e->hnext;
-
-	if (p->hand == b)
-		p->hand = e->newer;
-	if (e->newer != InvalidBlock)
-		ENTRY(e->newer)->older = e->older;
-	else
-		p->newest = e->older;
-	if (e->older != InvalidBlock)
-		ENTRY(e->older)->newer = e->newer;
-	else
-		p->oldest = e->newer;
 	p->nentries--;
-	key_heads[b] = 0;
+	count_head(shm_key_heads[b], e->dbid, -1);
+	shm_key_heads[b] = 0;
 	account(e, -1);
-}
-
-/* ---- eviction ---- */
-
-#define MAX_VICTIMS 64
-
-/*
- * Run the SIEVE hand of one partition until "want" blocks are freed, the
- * victim array is full or every entry has been looked at once more than
- * the partition holds (after which all flags are clear, so it always
- * finds a victim when the partition is not empty).
- */
-static int
-sieve_evict(int part, uint32 want, BlockNo *victims, uint32 *freed,
-			int64 *nexpired)
-{
-	CachePartition *p = &shared->parts[part];
-	TimestampTz now = GetCurrentTimestamp();
-	uint32		budget = p->nentries + 1;
-	int			nvictims = 0;
-	BlockNo		b = (p->hand != InvalidBlock) ? p->hand : p->oldest;
-
-	while (b != InvalidBlock && *freed < want && nvictims < MAX_VICTIMS &&
-		   budget-- > 0)
-	{
-		CacheEntry *e = ENTRY(b);
-		BlockNo		next = (e->newer != InvalidBlock) ? e->newer : p->oldest;
-
-		if (visited[b] && !is_expired(e, now))
-		{
-			visited[b] = 0;
-			b = next;
-			continue;
-		}
-		if (is_expired(e, now))
-			(*nexpired)++;
-		unlink_entry(part, b);
-		*freed += entry_blocks(e);
-		victims[nvictims++] = b;
-		b = (p->nentries > 0) ? ((next != b) ? next : p->oldest) : InvalidBlock;
-	}
-	p->hand = b;
-	return nvictims;
-}
-
-/* Free at least "want" blocks by evicting from partitions in turn. */
-static void
-evict(uint32 want)
-{
-	uint32		freed = 0;
-	int64		nevicted = 0;
-	int64		nexpired = 0;
-
-	for (int tries = 0; tries < 2 * CACHE_PARTITIONS && freed < want; tries++)
-	{
-		int			part = pg_atomic_fetch_add_u32(&shared->evict_cursor, 1) % CACHE_PARTITIONS;
-		BlockNo		victims[MAX_VICTIMS];
-		int			n;
-
-		if (shared->parts[part].nentries == 0)
-			continue;
-		part_lock(part);
-		n = sieve_evict(part, want, victims, &freed, &nexpired);
-		part_unlock(part);
-		free_chains(victims, n);
-		nevicted += n;
-	}
-	cache_stat_add(CACHE_BACKEND_SHMEM, CACHE_STAT_EVICTIONS, nevicted - nexpired);
-	cache_stat_add(CACHE_BACKEND_SHMEM, CACHE_STAT_EXPIRATIONS, nexpired);
 }
 
 static bool
 alloc_chain(uint32 n, BlockNo *chain)
 {
 	/* evict a little ahead so that every set does not have to */
-	uint32		slack = Min(32, shared->nblocks / 64);
+	uint32		slack = Min(32, shm_shared->nblocks / 64);
 
 	/*
 	 * Concurrent setters may take the blocks just freed: try again, a bounded
@@ -733,8 +529,11 @@ alloc_chain(uint32 n, BlockNo *chain)
 	for (int round = 0; round < 32; round++)
 	{
 		if (pop_blocks(n, chain))
+		{
+			shm_place_head(chain, n);
 			return true;
-		evict(n + slack);
+		}
+		shm_evict(n + slack);
 	}
 	return false;
 }
@@ -755,13 +554,13 @@ reclaim_expired(int part, uint32 hash, const char *key, int keylen)
 	b = lookup(part, hash, key, keylen);
 	if (b != InvalidBlock && is_expired(ENTRY(b), GetCurrentTimestamp()))
 	{
-		unlink_entry(part, b);
+		shm_unlink_entry(part, b);
 		removed = true;
 	}
 	part_unlock(part);
 	if (removed)
 	{
-		free_chains(&b, 1);
+		shm_free_chains(&b, 1);
 		cache_stat_add(CACHE_BACKEND_SHMEM, CACHE_STAT_EXPIRATIONS, 1);
 	}
 }
@@ -786,7 +585,7 @@ static ReadResult
 read_unlocked(int part, uint32 hash, const char *key, int keylen,
 			  text **result)
 {
-	pg_atomic_uint32 *seq = &shared->parts[part].seq;
+	pg_atomic_uint32 *seq = &shm_shared->parts[part].seq;
 	uint32		s = pg_atomic_read_u32(seq);
 	BlockNo		b;
 	CacheEntry *e = NULL;
@@ -817,11 +616,11 @@ read_unlocked(int part, uint32 hash, const char *key, int keylen,
 		return READ_EXPIRED;
 
 	/* the value's next block is usually a cache miss: start it now */
-	if (next < shared->nblocks)
-		prefetch(&blocks[next]);
+	if (next < shm_shared->nblocks)
+		prefetch(&shm_blocks[next]);
 	t = (text *) palloc(VARHDRSZ + vallen);
 	SET_VARSIZE(t, VARHDRSZ + vallen);
-	ok = (vallen == 0 || chain_read(e, keylen, VARDATA(t), vallen));
+	ok = (vallen == 0 || shm_chain_read(e, keylen, VARDATA(t), vallen));
 	pg_read_barrier();
 	if (!ok || pg_atomic_read_u32(seq) != s)
 	{
@@ -829,8 +628,8 @@ read_unlocked(int part, uint32 hash, const char *key, int keylen,
 		return READ_RACED;
 	}
 	/* b may have been reused since: then a wrong flag is set, no harm */
-	if (!visited[b])
-		visited[b] = 1;
+	if (!shm_visited[b])
+		shm_visited[b] = 1;
 	*result = t;
 	return READ_HIT;
 }
@@ -844,7 +643,7 @@ read_unlocked(int part, uint32 hash, const char *key, int keylen,
 static void
 wait_for_writer(int part)
 {
-	pg_atomic_uint32 *seq = &shared->parts[part].seq;
+	pg_atomic_uint32 *seq = &shm_shared->parts[part].seq;
 
 	for (int i = 0; i < MAX_WRITER_SPINS && (pg_atomic_read_u32(seq) & 1); i++)
 		pg_spin_delay();
@@ -859,7 +658,7 @@ shmem_get(const char *key, int keylen)
 	text	   *result = NULL;
 	bool		expired = false;
 
-	require_shmem();
+	shm_require();
 	hash = key_hash(key, keylen);
 	part = hash % CACHE_PARTITIONS;
 
@@ -894,9 +693,9 @@ shmem_get(const char *key, int keylen)
 			result = (text *) palloc(VARHDRSZ + e->vallen);
 			SET_VARSIZE(result, VARHDRSZ + e->vallen);
 			if (e->vallen > 0)
-				(void) chain_read(e, e->keylen, VARDATA(result), e->vallen);
-			if (!visited[b])
-				visited[b] = 1;
+				(void) shm_chain_read(e, e->keylen, VARDATA(result), e->vallen);
+			if (!shm_visited[b])
+				shm_visited[b] = 1;
 		}
 	}
 	LWLockRelease(PART_LOCK(part));
@@ -927,7 +726,7 @@ shmem_set(const char *key, int keylen, const char *val, Size vallen, int ttl)
 	CacheEntry *e;
 	BlockNo		old;
 
-	require_shmem();
+	shm_require();
 	n = blocks_for((Size) keylen + vallen);
 	chain = (n <= lengthof(local)) ? local : palloc(n * sizeof(BlockNo));
 
@@ -935,9 +734,9 @@ shmem_set(const char *key, int keylen, const char *val, Size vallen, int ttl)
 	 * One value may not take more than half the store.  When a value cannot
 	 * be stored, the one it was meant to replace must not stay.
 	 */
-	if (n > shared->nblocks / 2 || !alloc_chain(n, chain))
+	if (n > shm_shared->nblocks / 2 || !alloc_chain(n, chain))
 	{
-		if (n > shared->nblocks / 2)
+		if (n > shm_shared->nblocks / 2)
 			cache_stat_add(CACHE_BACKEND_SHMEM, CACHE_STAT_SETS_TOO_LARGE, 1);
 		if (chain != local)
 			pfree(chain);
@@ -959,12 +758,12 @@ shmem_set(const char *key, int keylen, const char *val, Size vallen, int ttl)
 	part_lock(part);
 	old = lookup(part, hash, key, keylen);
 	if (old != InvalidBlock)
-		unlink_entry(part, old);
+		shm_unlink_entry(part, old);
 	link_entry(part, chain[0]);
 	part_unlock(part);
 
 	if (old != InvalidBlock)
-		free_chains(&old, 1);
+		shm_free_chains(&old, 1);
 	if (chain != local)
 		pfree(chain);
 	return true;
@@ -978,7 +777,7 @@ shmem_del(const char *key, int keylen)
 	BlockNo		b;
 	bool		live = false;
 
-	require_shmem();
+	shm_require();
 	hash = key_hash(key, keylen);
 	part = hash % CACHE_PARTITIONS;
 
@@ -987,13 +786,13 @@ shmem_del(const char *key, int keylen)
 	if (b != InvalidBlock)
 	{
 		live = !is_expired(ENTRY(b), GetCurrentTimestamp());
-		unlink_entry(part, b);
+		shm_unlink_entry(part, b);
 	}
 	part_unlock(part);
 
 	if (b != InvalidBlock)
 	{
-		free_chains(&b, 1);
+		shm_free_chains(&b, 1);
 		if (!live)
 			cache_stat_add(CACHE_BACKEND_SHMEM, CACHE_STAT_EXPIRATIONS, 1);
 	}
@@ -1009,7 +808,7 @@ shmem_ttl(const char *key, int keylen, bool *found)
 	TimestampTz expires = 0;
 	TimestampTz now = GetCurrentTimestamp();
 
-	require_shmem();
+	shm_require();
 	hash = key_hash(key, keylen);
 	part = hash % CACHE_PARTITIONS;
 
@@ -1031,288 +830,6 @@ shmem_ttl(const char *key, int keylen, bool *found)
 	return (int32) ((expires - now + 500000) / 1000000);
 }
 
-/* ---- bulk invalidation ---- */
-
-typedef enum MatchKind
-{
-	MATCH_DATABASE,				/* every entry of the database "dbid" */
-	MATCH_ALL,
-	MATCH_PREFIX,
-	MATCH_PATTERN
-} MatchKind;
-
-static bool
-entry_matches(CacheEntry *e, MatchKind kind, Oid dbid,
-			  const char *arg, int arglen)
-{
-	char		buf[CACHE_MAX_KEY_LEN];
-	const char *key = e->data;
-
-	if (e->dbid != dbid)
-		return false;
-	if (kind == MATCH_ALL || kind == MATCH_DATABASE)
-		return true;
-	if (kind == MATCH_PREFIX)
-	{
-		if (e->keylen < arglen)
-			return false;
-		if (arglen > HEAD_PAYLOAD)
-		{
-			(void) chain_read(e, 0, buf, arglen);
-			key = buf;
-		}
-		return memcmp(key, arg, arglen) == 0;
-	}
-	if (e->keylen > HEAD_PAYLOAD)
-	{
-		(void) chain_read(e, 0, buf, e->keylen);
-		key = buf;
-	}
-	return cache_glob_match(arg, arglen, key, e->keylen);
-}
-
-/*
- * Bulk removal.  No lock is held for more than SCAN_CHUNK_BUCKETS buckets
- * or MAX_BULK_VICTIMS removals, so readers never wait long whatever the
- * size of the store.  Entries set into a part already walked while the walk
- * goes on are left alone: they were set after the call started.
- */
-#define MAX_BULK_VICTIMS 1024
-
-typedef struct BulkRemoval
-{
-	MatchKind	kind;
-	Oid			dbid;
-	const char *arg;
-	int			arglen;
-	int64		removed;		/* live entries */
-	int64		expired;
-	double		longest_ms;		/* longest partition lock hold */
-	int			nvictims;
-	BlockNo		victims[MAX_BULK_VICTIMS];
-	TimestampTz now;
-	instr_time	start;
-} BulkRemoval;
-
-static void
-bulk_lock(BulkRemoval *br, int part)
-{
-	br->nvictims = 0;
-	br->now = GetCurrentTimestamp();
-	part_lock(part);
-	INSTR_TIME_SET_CURRENT(br->start);
-}
-
-static void
-bulk_unlock(BulkRemoval *br, int part)
-{
-	instr_time	held;
-
-	INSTR_TIME_SET_CURRENT(held);
-	part_unlock(part);
-	INSTR_TIME_SUBTRACT(held, br->start);
-	br->longest_ms = Max(br->longest_ms, INSTR_TIME_GET_MILLISEC(held));
-	free_chains(br->victims, br->nvictims);
-	CHECK_FOR_INTERRUPTS();
-}
-
-/* Remove a linked entry if it matches (partition lock held). */
-static void
-bulk_consider(BulkRemoval *br, int part, BlockNo b)
-{
-	CacheEntry *e = ENTRY(b);
-
-	if (!entry_matches(e, br->kind, br->dbid, br->arg, br->arglen))
-		return;
-	if (is_expired(e, br->now))
-		br->expired++;
-	else
-		br->removed++;
-	unlink_entry(part, b);
-	br->victims[br->nvictims++] = b;
-}
-
-/* Visit every entry, bucket by bucket. */
-static void
-walk_buckets(BulkRemoval *br)
-{
-	for (int part = 0; part < CACHE_PARTITIONS; part++)
-	{
-		uint32		i = 0;
-
-		while (i < shared->nbuckets && shared->parts[part].nentries > 0)
-		{
-			uint32		last = Min(i + SCAN_CHUNK_BUCKETS, shared->nbuckets);
-
-			bulk_lock(br, part);
-			for (; i < last && br->nvictims < MAX_BULK_VICTIMS; i++)
-			{
-				BlockNo		b = buckets[(Size) part * shared->nbuckets + i];
-
-				/* a bucket cut short is scanned again from its start */
-				while (b != InvalidBlock && br->nvictims < MAX_BULK_VICTIMS)
-				{
-					BlockNo		next = ENTRY(b)->hnext;
-
-					bulk_consider(br, part, b);
-					b = next;
-				}
-				if (b != InvalidBlock)
-					break;
-			}
-			bulk_unlock(br, part);
-		}
-	}
-}
-
-typedef struct Candidate
-{
-	int			part;
-	BlockNo		block;
-} Candidate;
-
-/*
- * Order candidates by partition, so that each partition's lock is taken
- * once per batch: a counting sort, linear where qsort() took 40% of a
- * removal.  It is stable, so each partition's candidates stay in the block
- * order the scan found them in.
- */
-static void
-group_by_partition(const Candidate *in, int n, Candidate *out)
-{
-	int			start[CACHE_PARTITIONS + 1] = {0};
-
-	for (int i = 0; i < n; i++)
-		start[in[i].part + 1]++;
-	for (int p = 0; p < CACHE_PARTITIONS; p++)
-		start[p + 1] += start[p];
-	for (int i = 0; i < n; i++)
-		out[start[in[i].part]++] = in[i];
-}
-
-/* Is b, read without a lock as a candidate, a linked entry of part? */
-static bool
-still_linked(int part, BlockNo b)
-{
-	BlockNo		cur = *BUCKET(part, ENTRY(b)->hash);
-
-	while (cur != InvalidBlock && cur != b)
-		cur = ENTRY(cur)->hnext;
-	return cur == b;
-}
-
-/*
- * Visit only the entries whose key starts with the first bytes of "lit",
- * found by a sequential scan of key_heads (8 bytes a block) rather than by
- * chasing every entry through the index: a few hundred kB to read for each
- * 10,000 entries instead of one cache miss per entry.  The candidates are
- * read without a lock and checked again under their partition's lock.
- */
-static void
-walk_heads(BulkRemoval *br, const char *lit, int litlen)
-{
-	int			n = Min(litlen, (int) sizeof(uint64));
-	uint64		want = head_of(lit, n);
-	uint64		mask = 0;
-	int			maxc = 4 * MAX_BULK_VICTIMS;
-	Candidate  *found = palloc(maxc * sizeof(Candidate));
-	Candidate  *cand = palloc(maxc * sizeof(Candidate));
-
-	uint32		end = pg_atomic_read_u32(&shared->high_water);
-
-	memset(&mask, 0xFF, n);
-	for (uint32 first = 0; first < end;)
-	{
-		int			ncand = 0;
-
-		for (; first < end && ncand < maxc; first++)
-		{
-			uint64		h = ((volatile uint64 *) key_heads)[first];
-
-			if (h != 0 && (h & mask) == want)
-			{
-				found[ncand].part = ENTRY(first)->hash % CACHE_PARTITIONS;
-				found[ncand++].block = first;
-			}
-		}
-		group_by_partition(found, ncand, cand);
-		for (int i = 0; i < ncand;)
-		{
-			int			part = cand[i].part;
-
-			bulk_lock(br, part);
-			for (; i < ncand && cand[i].part == part &&
-				 br->nvictims < MAX_BULK_VICTIMS; i++)
-				if (still_linked(part, cand[i].block))
-					bulk_consider(br, part, cand[i].block);
-			bulk_unlock(br, part);
-		}
-	}
-	pfree(found);
-	pfree(cand);
-}
-
-/* The literal bytes a glob pattern's matches all start with. */
-static int
-glob_literal_prefix(const char *pat, int len)
-{
-	int			n = 0;
-
-	while (n < len && !strchr("*?[\\", pat[n]))
-		n++;
-	return n;
-}
-
-/* Remove the matching entries of a database; returns the live ones removed. */
-static int64
-remove_matching(MatchKind kind, Oid dbid, const char *arg, int arglen)
-{
-	BulkRemoval *br;
-	int64		removed;
-	int			litlen = 0;
-
-	require_shmem();
-	br = palloc0(sizeof(BulkRemoval));
-	br->kind = kind;
-	br->dbid = dbid;
-	br->arg = arg;
-	br->arglen = arglen;
-	if (kind == MATCH_PREFIX)
-		litlen = arglen;
-	else if (kind == MATCH_PATTERN)
-		litlen = glob_literal_prefix(arg, arglen);
-
-	if (litlen > 0)
-		walk_heads(br, arg, litlen);
-	else
-		walk_buckets(br);
-
-	cache_stat_add(CACHE_BACKEND_SHMEM, CACHE_STAT_EXPIRATIONS, br->expired);
-	elog(DEBUG2, "cache_ext: longest partition lock hold during bulk removal: %.3f ms",
-		 br->longest_ms);
-	removed = br->removed;
-	pfree(br);
-	return removed;
-}
-
-static int64
-shmem_invalidate_prefix(const char *prefix, int len)
-{
-	return remove_matching(MATCH_PREFIX, MyDatabaseId, prefix, len);
-}
-
-static int64
-shmem_invalidate_pattern(const char *pattern, int len)
-{
-	return remove_matching(MATCH_PATTERN, MyDatabaseId, pattern, len);
-}
-
-static int64
-shmem_flush(void)
-{
-	return remove_matching(MATCH_ALL, MyDatabaseId, NULL, 0);
-}
-
 /*
  * A database is being dropped: remove its entries, so that a database that
  * later gets the same OID does not see them, and free its usage slot.
@@ -1322,18 +839,18 @@ cache_shmem_forget_database(Oid dbid)
 {
 	int64		n;
 
-	if (shared == NULL)
+	if (shm_shared == NULL)
 		return;
-	n = remove_matching(MATCH_DATABASE, dbid, NULL, 0);
+	n = shm_remove_matching(MATCH_DATABASE, dbid, NULL, 0);
 	elog(DEBUG1, "cache_ext: removed " INT64_FORMAT " %s of dropped database %u",
 		 n, n == 1 ? "key" : "keys", dbid);
 	for (int i = 0; i < MAX_DB_SLOTS; i++)
 	{
-		if (pg_atomic_read_u32(&shared->dbs[i].dbid) == dbid &&
-			pg_atomic_read_u64(&shared->dbs[i].entries) == 0)
+		if (pg_atomic_read_u32(&shm_shared->dbs[i].dbid) == dbid &&
+			pg_atomic_read_u64(&shm_shared->dbs[i].entries) == 0)
 		{
-			pg_atomic_write_u64(&shared->dbs[i].blocks, 0);
-			pg_atomic_write_u32(&shared->dbs[i].dbid, InvalidOid);
+			pg_atomic_write_u64(&shm_shared->dbs[i].blocks, 0);
+			pg_atomic_write_u32(&shm_shared->dbs[i].dbid, InvalidOid);
 		}
 	}
 }
@@ -1344,7 +861,7 @@ shmem_size(CacheStoreSize *out)
 {
 	DbUsage    *u;
 
-	require_shmem();
+	shm_require();
 	u = db_usage(MyDatabaseId);
 	out->entries = (int64) pg_atomic_read_u64(&u->entries);
 	out->bytes_used = (int64) pg_atomic_read_u64(&u->blocks) * CACHE_BLOCK_SIZE;
@@ -1360,9 +877,9 @@ shmem_generation(void)
 {
 	uint64		sum = 0;
 
-	require_shmem();
+	shm_require();
 	for (int i = 0; i < CACHE_PARTITIONS; i++)
-		sum += ((volatile CachePartition *) &shared->parts[i])->links;
+		sum += ((volatile CachePartition *) &shm_shared->parts[i])->links;
 	return sum;
 }
 
