@@ -36,6 +36,7 @@
 #include "storage/procarray.h"
 #include "utils/guc.h"
 #include "utils/memutils.h"
+#include "utils/snapmgr.h"
 #include "utils/timestamp.h"
 #include "utils/wait_event.h"
 
@@ -130,6 +131,20 @@ deliver(const CacheQueueHead *head)
 	return (cache_store_failures == failures) ? DELIVERED : FAILED;
 }
 
+/*
+ * Is the transaction that queued an item still running?  Not
+ * TransactionIdIsInProgress() alone: its first test compares the XID with
+ * RecentXmin, which this worker never sets (it takes no snapshot), so every
+ * XID in the upper half of the XID space would count as finished and its
+ * items would be delivered before the commit.
+ */
+static bool
+still_running(TransactionId xid)
+{
+	RecentXmin = GetOldestTransactionIdConsideredRunning();
+	return TransactionIdIsInProgress(xid);
+}
+
 static long
 ms_until(TimestampTz when)
 {
@@ -189,7 +204,7 @@ cache_worker_main(Datum main_arg)
 			/* woken by a push during the pause: Redis is no readier */
 		}
 		else if (TransactionIdIsValid(head.wait_xid) &&
-				 TransactionIdIsInProgress(head.wait_xid))
+				 still_running(head.wait_xid))
 			timeout = XACT_POLL_MS;
 		else
 		{
