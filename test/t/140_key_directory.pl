@@ -125,4 +125,84 @@ is($redis->cli('EXISTS', 'users:all:late'), '0',
 	'a key written just before the invalidation, not yet consumed by the worker, is removed');
 CacheTest::run($s, 'RESET cache_ext.redis_command_timeout');
 
+# ---- a session on another Redis URL keeps SCAN ----
+
+my $other = CacheTest::session($node, backend => 'redis',
+	set => [
+		"SET cache_ext.redis_url = 'redis://localhost:" . $redis->port . "/0'",
+		'SET client_min_messages = debug1'
+	]);
+$redis->cli('SET', 'users:all:x', 'x');
+($out, $err) = CacheTest::run($other, q{SELECT cache_invalidate_prefix('users:all')});
+is("$out " . path_of($err), '1 scan',
+	'a session whose redis_url differs from the server-wide one uses SCAN');
+$other->quit;
+
+# ---- the tracking connection is killed ----
+
+ok(wait_directory(q{SELECT cache_invalidate_prefix('users:all')}),
+	'before the kill: the directory serves users:all');
+my $logpos = -s $node->logfile;
+$redis->cli('CLIENT', 'KILL', 'TYPE', 'pubsub');
+$redis->cli('SET', "users:all:during_kill$_", 'x') for 1 .. 3;
+($n, $path) = invalidate(q{SELECT cache_invalidate_prefix('users:all')});
+is("$n $path", '3 scan', 'right after the kill: SCAN, and the keys are removed');
+ok(CacheTest::poll(10, sub {
+	slurp_file($node->logfile, $logpos) =~ /lost the tracking connection to Redis/ }),
+	'the worker logs the loss');
+ok(CacheTest::poll(10, sub { tracking_clients() == 1 }),
+	'the worker opens a new tracking connection');
+ok(wait_directory(q{SELECT cache_invalidate_prefix('users:all')}),
+	'the directory serves users:all again once rebuilt');
+$redis->cli('SET', "users:all:after_kill$_", 'x') for 1 .. 4;
+($n, $path) = invalidate(q{SELECT cache_invalidate_prefix('users:all')});
+is("$n $path", '4 directory', 'keys written after the new connection are tracked');
+
+# ---- FLUSHALL by another client ----
+
+$redis->cli('FLUSHALL');
+$redis->cli('SET', "users:all:after_flush$_", 'x') for 1 .. 2;
+ok(wait_directory(q{SELECT cache_invalidate_prefix('users:all')}),
+	'after a FLUSHALL the directory is rebuilt');
+$redis->cli('SET', "users:all:after_flush$_", 'x') for 1 .. 2;
+($n, $path) = invalidate(q{SELECT cache_invalidate_prefix('users:all')});
+is("$n $path", '2 directory', 'and tracks the keys written since');
+
+# ---- Redis restarts ----
+
+$redis->stop;
+$redis->start;
+$redis->cli('SET', "users:all:restart$_", 'x') for 1 .. 3;
+($n, $path) = invalidate(q{SELECT cache_invalidate_prefix('users:all')});
+is($n, 3, 'right after a Redis restart, the keys are removed (by SCAN or a rebuilt directory)');
+ok(CacheTest::poll(15, sub { tracking_clients() == 1 }),
+	'the worker tracks the restarted Redis');
+ok(wait_directory(q{SELECT cache_invalidate_prefix('users:all')}),
+	'the directory serves users:all again');
+$redis->cli('SET', "users:all:restart$_", 'x') for 1 .. 3;
+($n, $path) = invalidate(q{SELECT cache_invalidate_prefix('users:all')});
+is("$n $path", '3 directory', 'and tracks keys written after the restart');
+
+# ---- the directory overflows ----
+
+$s->quit;
+$node->append_conf('postgresql.conf', "cache_ext.redis_key_directory_size = 16kB\n");
+$node->restart;
+$s = CacheTest::session($node, backend => 'redis',
+	set => ['SET client_min_messages = debug1']);
+ok(wait_directory(q{SELECT cache_invalidate_prefix('users:all')}),
+	'a 16kB directory (about 120 keys) serves users:all');
+$logpos = -s $node->logfile;
+$redis->cli('EVAL',
+	q{for i = 1, 300 do redis.call('SET', 'users:all:o' .. i, 'x') end}, '0');
+ok(CacheTest::poll(10, sub {
+	slurp_file($node->logfile, $logpos) =~ /the Redis key directory is full/ }),
+	'300 keys under users:all overflow it, and the worker says so');
+($n, $path) = invalidate(q{SELECT cache_invalidate_prefix('users:all')});
+is("$n $path", '300 scan', 'an overflowed namespace is walked with SCAN: every key is removed');
+is($redis->cli('EXISTS', 'users:all:o1', 'users:all:o300'), '0', 'none is left');
+ok(wait_directory(q{SELECT cache_invalidate_prefix('users:all')}),
+	'once its keys fit again, the namespace is rebuilt and served by the directory');
+
+$s->quit;
 done_testing();
