@@ -28,7 +28,9 @@
  * may break it makes the namespaces concerned pending again, to be refilled:
  * a lost or replaced tracking connection (notifications missed), a FLUSH,
  * a key that does not fit (the directory is full, or the key is longer than
- * an entry holds: overflow, retried after OVERFLOW_RETRY_MS).
+ * an entry holds: overflow, retried after OVERFLOW_RETRY_MS, doubled at
+ * each overflow in a row up to OVERFLOW_RETRY_MAX_MS, so that a namespace
+ * that does not fit costs Redis one background SCAN every few minutes).
  *
  * Dead entries are pruned lazily: after a session's UNLINK, an entry is
  * removed unless a notification consumed after the UNLINK was sent touched
@@ -70,7 +72,8 @@
 #define URL_MAX				1024
 #define PREFIX_MAX			256
 #define NONE				PG_UINT32_MAX
-#define OVERFLOW_RETRY_MS	10000
+#define OVERFLOW_RETRY_MS	10000	/* doubled at each overflow in a row */
+#define OVERFLOW_RETRY_MAX_MS	(5 * 60 * 1000)
 #define FILL_RETRY_MS		1000
 #define FILL_COUNT			"1000"
 
@@ -90,6 +93,7 @@ typedef struct KeyNs
 	uint16		len;
 	uint32		head;			/* first entry of its list */
 	uint32		nkeys;
+	uint32		overflows;		/* in a row, for the back-off */
 	TimestampTz not_before;
 	char		prefix[NS_PREFIX_MAX];
 } KeyNs;
@@ -226,19 +230,26 @@ has_prefix(const char *s, size_t len, const char *prefix, size_t plen)
 	return len >= plen && memcmp(s, prefix, plen) == 0;
 }
 
-/* The longest namespace in use that key starts with, or -1. */
+/*
+ * The longest namespace in use that key starts with, or -1; *needed: one
+ * of those it is under is complete or being filled, and so relies on the
+ * directory listing it (a pending one will find it with its SCAN).
+ */
 static int
-longest_ns(const char *key, size_t len)
+longest_ns(const char *key, size_t len, bool *needed)
 {
 	int			best = -1;
 
+	*needed = false;
 	for (int i = 0; i < dir->nns; i++)
 	{
 		KeyNs	   *ns = &dir->ns[i];
 
-		if (ns->state != NS_FREE &&
-			(best < 0 || ns->len > dir->ns[best].len) &&
-			has_prefix(key, len, ns->prefix, ns->len))
+		if (ns->state == NS_FREE || !has_prefix(key, len, ns->prefix, ns->len))
+			continue;
+		if (ns->state != NS_PENDING)
+			*needed = true;
+		if (best < 0 || ns->len > dir->ns[best].len)
 			best = i;
 	}
 	return best;
@@ -319,13 +330,20 @@ overflow(const char *key, size_t len)
 	for (int i = 0; i < dir->nns; i++)
 	{
 		KeyNs	   *ns = &dir->ns[i];
+		int64		delay = OVERFLOW_RETRY_MS;
 
 		if (ns->state == NS_FREE || !has_prefix(key, len, ns->prefix, ns->len))
 			continue;
 		while (ns->head != NONE)
 			remove_entry(ns->head);
+		if (ns->state == NS_PENDING)
+			continue;			/* already waiting for its retry */
+		for (uint32 n = 0; n < ns->overflows && delay < OVERFLOW_RETRY_MAX_MS; n++)
+			delay *= 2;
+		ns->overflows++;
 		ns->state = NS_PENDING;
-		ns->not_before = TimestampTzPlusMilliseconds(now, OVERFLOW_RETRY_MS);
+		ns->not_before = TimestampTzPlusMilliseconds(now,
+													 Min(delay, OVERFLOW_RETRY_MAX_MS));
 	}
 	if (TimestampDifferenceExceeds(last_overflow_log, now, 60000))
 	{
@@ -342,7 +360,8 @@ overflow(const char *key, size_t len)
 static void
 note_key(const char *key, size_t len, uint64 seq)
 {
-	int			nsi = longest_ns(key, len);
+	bool		needed;
+	int			nsi = longest_ns(key, len, &needed);
 	uint32		e;
 	DirEntry   *d;
 
@@ -361,6 +380,8 @@ note_key(const char *key, size_t len, uint64 seq)
 		}
 		return;
 	}
+	if (!needed)
+		return;
 	if (len > KEY_MAX || dir->free == NONE)
 	{
 		overflow(key, len);
@@ -525,7 +546,10 @@ end_fill(bool ok)
 		if (!fill_member[i] || dir->ns[i].state != NS_FILLING)
 			continue;
 		if (ok)
+		{
 			dir->ns[i].state = NS_COMPLETE;
+			dir->ns[i].overflows = 0;
+		}
 		else
 		{
 			dir->ns[i].state = NS_PENDING;
@@ -678,6 +702,7 @@ cache_keydir_covers(const char *p, int len)
 			ns->len = len;
 			ns->head = NONE;
 			ns->nkeys = 0;
+			ns->overflows = 0;
 			ns->not_before = 0;
 			ns->state = NS_PENDING;
 		}

@@ -138,6 +138,21 @@ is("$out " . path_of($err), '1 scan',
 	'a session whose redis_url differs from the server-wide one uses SCAN');
 $other->quit;
 
+# ---- a queued invalidation for another URL: delivered, the worker carries on ----
+
+my $pid_before = worker_pid();
+$redis->cli('SET', 'users:all', 'stale');
+$redis->cli('CLIENT', 'PAUSE', '1500', 'ALL');
+my ($rc) = RedisServer::sql($node,
+	"SET cache_ext.redis_url = 'redis://localhost:" . $redis->port . "/0';
+	 UPDATE users SET name = 'queued' WHERE user_id = 3");
+is($rc, 0, 'an UPDATE whose Redis invalidation times out commits (it is queued)');
+ok(CacheTest::poll(15, sub { $redis->cli('EXISTS', 'users:all') eq '0' }),
+	'the worker delivers it, under the URL it was queued for');
+is(worker_pid(), $pid_before, 'and keeps running');
+ok(CacheTest::poll(10, sub { tracking_clients() == 1 }),
+	'with its tracking session on the server-wide URL');
+
 # ---- the tracking connection is killed ----
 
 ok(wait_directory(q{SELECT cache_invalidate_prefix('users:all')}),
