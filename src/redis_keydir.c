@@ -457,7 +457,8 @@ cache_keydir_flushed(void)
 void
 cache_keydir_note_key(const char *key, size_t len, uint64 seq)
 {
-	if (dir == NULL || !dir->active)
+	/* read unlocked: a namespace registered meanwhile is pending (not needed) */
+	if (dir == NULL || !dir->active || dir->nns == 0)
 		return;
 	LWLockAcquire(&dir->lock, LW_EXCLUSIVE);
 	note_key(key, len, seq);

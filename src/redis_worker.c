@@ -43,6 +43,7 @@
 #include "postmaster/interrupt.h"
 #include "storage/ipc.h"
 #include "storage/latch.h"
+#include "storage/lwlock.h"
 #include "storage/proc.h"
 #include "storage/procarray.h"
 #include "utils/guc.h"
@@ -87,6 +88,8 @@ cache_worker_register(void)
 static void
 detach_worker(int code, Datum arg)
 {
+	/* an ERROR (a FATAL here: no handler) may have left a lock held */
+	LWLockReleaseAll();
 	cache_queue_attach_worker(-1);
 	cache_tracking_worker_exit();
 }
