@@ -76,6 +76,7 @@
 #define OVERFLOW_RETRY_MAX_MS	(5 * 60 * 1000)
 #define FILL_RETRY_MS		1000
 #define FILL_COUNT			"1000"
+#define NOTE_BATCH			1024	/* keys noted per lock hold */
 
 #define WHAT_FILL			"list keys"
 
@@ -454,15 +455,26 @@ cache_keydir_flushed(void)
 	LWLockRelease(&dir->lock);
 }
 
+/*
+ * The keys of one notification.  The lock is taken once per batch, not per
+ * key: a bulk write elsewhere names thousands of keys at once.
+ */
 void
-cache_keydir_note_key(const char *key, size_t len, uint64 seq)
+cache_keydir_note_keys(int n, const char *const *keys, const size_t *lens,
+					   uint64 seq)
 {
 	/* read unlocked: a namespace registered meanwhile is pending (not needed) */
 	if (dir == NULL || !dir->active || dir->nns == 0)
 		return;
-	LWLockAcquire(&dir->lock, LW_EXCLUSIVE);
-	note_key(key, len, seq);
-	LWLockRelease(&dir->lock);
+	for (int start = 0; start < n; start += NOTE_BATCH)
+	{
+		int			end = Min(n, start + NOTE_BATCH);
+
+		LWLockAcquire(&dir->lock, LW_EXCLUSIVE);
+		for (int i = start; i < end; i++)
+			note_key(keys[i], lens[i], seq);
+		LWLockRelease(&dir->lock);
+	}
 }
 
 /* Appends s to a MATCH pattern, taken literally. */

@@ -251,16 +251,14 @@ cache_tracking_barrier_wait(uint64 seq, uint64 epoch, TimestampTz deadline)
 
 /* ---- the worker's tracking session ---- */
 
-/* Whether key names a barrier; if so, records it and wakes its session. */
+/* Whether key names a barrier; if so, *procno and *seq say whose. */
 static bool
-consume_barrier(const char *key, size_t len)
+parse_barrier(const char *key, size_t len, int *procno, uint64 *seq)
 {
 	size_t		taglen = strlen(tprefix) + strlen(BARRIER_TAG);
 	char		buf[64];
 	char	   *end;
-	long		procno;
-	uint64		seq;
-	BarrierSlot *slot;
+	long		p;
 
 	if (len <= taglen || len - taglen >= sizeof(buf) ||
 		memcmp(key, tprefix, strlen(tprefix)) != 0 ||
@@ -269,15 +267,23 @@ consume_barrier(const char *key, size_t len)
 	memcpy(buf, key + taglen, len - taglen);
 	buf[len - taglen] = '\0';
 	errno = 0;
-	procno = strtol(buf, &end, 10);
+	p = strtol(buf, &end, 10);
 	if (errno != 0 || end == buf || *end != ':' ||
-		procno < 0 || procno >= tracking->nslots)
+		p < 0 || p >= tracking->nslots)
 		return false;
-	seq = strtou64(end + 1, &end, 10);
+	*seq = strtou64(end + 1, &end, 10);
 	if (*end != '\0')
 		return false;
+	*procno = (int) p;
+	return true;
+}
 
-	slot = &tracking->slots[procno];
+/* Records that barrier seq of procno has passed, and wakes its session. */
+static void
+pass_barrier(int procno, uint64 seq)
+{
+	BarrierSlot *slot = &tracking->slots[procno];
+
 	for (;;)
 	{
 		uint64		old = pg_atomic_read_u64(&slot->seen);
@@ -287,7 +293,6 @@ consume_barrier(const char *key, size_t len)
 			break;
 	}
 	SetLatch(&GetPGProcByNumber(procno)->procLatch);
-	return true;
 }
 
 /* One message of the subscription: an invalidation, or something to skip. */
@@ -296,6 +301,12 @@ consume_message(redisReply *r)
 {
 	redisReply *payload;
 	uint64		seq;
+	const char **keys;
+	size_t	   *lens;
+	int		   *procnos;
+	uint64	   *seqs;
+	int			n = 0;
+	int			nbarriers = 0;
 
 	if (r->type != REDIS_REPLY_ARRAY || r->elements != 3 ||
 		r->element[0]->type != REDIS_REPLY_STRING ||
@@ -313,17 +324,40 @@ consume_message(redisReply *r)
 		cache_keydir_flushed();
 		return;
 	}
-	if (payload->type != REDIS_REPLY_ARRAY)
+	if (payload->type != REDIS_REPLY_ARRAY || payload->elements == 0)
 		return;
+	keys = palloc(payload->elements * sizeof(char *));
+	lens = palloc(payload->elements * sizeof(size_t));
+	procnos = palloc(payload->elements * sizeof(int));
+	seqs = palloc(payload->elements * sizeof(uint64));
 	for (size_t i = 0; i < payload->elements; i++)
 	{
 		redisReply *k = payload->element[i];
 
-		if (k->type != REDIS_REPLY_STRING || consume_barrier(k->str, k->len))
+		if (k->type != REDIS_REPLY_STRING)
 			continue;
+		if (parse_barrier(k->str, k->len, &procnos[nbarriers], &seqs[nbarriers]))
+		{
+			nbarriers++;
+			continue;
+		}
 		cache_near_invalidate_key(k->str, k->len);
-		cache_keydir_note_key(k->str, k->len, seq);
+		keys[n] = k->str;
+		lens[n++] = k->len;
 	}
+	cache_keydir_note_keys(n, keys, lens, seq);
+
+	/*
+	 * Only now: a barrier's session reads the directory as soon as it
+	 * wakes, and the keys written before its barrier may be anywhere in
+	 * this message (Redis sends them sorted).
+	 */
+	for (int i = 0; i < nbarriers; i++)
+		pass_barrier(procnos[i], seqs[i]);
+	pfree(keys);
+	pfree(lens);
+	pfree(procnos);
+	pfree(seqs);
 }
 
 /* Closes the tracking connection, if any; the near-cache forgets all. */

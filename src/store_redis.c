@@ -464,8 +464,8 @@ directory_remove(const char *lit, int litlen, const char *pat, int patlen)
 	char	   *p = redis_key(lit, litlen, &plen);
 	uint64		epoch = cache_keydir_covers(p, plen);
 	uint64		seq;
-	const char *set[6] = {"SET", NULL, "", "PX", BARRIER_TTL_MS};
-	size_t		setlen[6] = {3, 0, 0, 2, strlen(BARRIER_TTL_MS)};
+	const char *set[5] = {"SET", NULL, "", "PX", BARRIER_TTL_MS};
+	size_t		setlen[5] = {3, 0, 0, 2, strlen(BARRIER_TTL_MS)};
 	const char *unlink[2] = {"UNLINK", NULL};
 	size_t		unlinklen[2] = {6, 0};
 	RedisCmd	cmds[2] = {{5, set, setlen}, {2, unlink, unlinklen}};
