@@ -27,10 +27,11 @@
  * without blocking, delivers at most one queued entry, and runs at most one
  * SCAN step of the directory's fill, each bounded by the command timeout,
  * so that none of these waits on another for long.  A delivery sets the
- * entry's settings only for its own duration (a GUC nest level), so that
+ * entry's settings only for its own duration (RESET afterwards), so that
  * between deliveries this process's settings are the server-wide ones,
- * which the tracking session and the fill use.  The Redis URL of an entry holds its password: messages
- * show the store's masked form of it (cache_redis_show_url()).
+ * which the tracking session and the fill use, and a reload applies.  The
+ * Redis URL of an entry holds its password: messages show the store's
+ * masked form of it (cache_redis_show_url()).
  *
  *-------------------------------------------------------------------------
  */

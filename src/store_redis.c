@@ -12,8 +12,9 @@
  * follows the keys removed, not the keyspace.  Otherwise they walk the
  * keyspace with SCAN ... MATCH ... COUNT and remove what each step found
  * with UNLINK, pipelined with the next SCAN: no single command blocks Redis
- * for long, whatever the size of the keyspace.  Every argument goes to Redis as a binary-safe bulk string;
- * no key or value is ever formatted into a command.
+ * for long, whatever the size of the keyspace.  Every argument goes to Redis
+ * as a binary-safe bulk string; no key or value is ever formatted into a
+ * command.
  *
  * Failures are reported where they are found (cache_store_failure, which
  * follows cache_ext.on_error); the store functions then only answer a miss,
