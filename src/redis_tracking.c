@@ -47,12 +47,15 @@
  */
 #include "postgres.h"
 
+#include <sched.h>
+
 #include <hiredis/hiredis.h>
 
 #include "access/twophase.h"
 #include "cache_ext.h"
 #include "miscadmin.h"
 #include "near_cache.h"
+#include "portability/instr_time.h"
 #include "port/atomics.h"
 #include "redis_conn.h"
 #include "redis_keydir.h"
@@ -72,6 +75,9 @@
 #define BARRIER_TAG			"cache_ext:barrier:"
 
 #define WHAT_TRACKING		"track keys"
+
+/* how long a session looks for its barrier before sleeping on its latch */
+#define BARRIER_SPIN_US		200
 
 typedef struct BarrierSlot
 {
@@ -222,6 +228,26 @@ bool
 cache_tracking_barrier_wait(uint64 seq, uint64 epoch, TimestampTz deadline)
 {
 	BarrierSlot *slot = &tracking->slots[MyProc->pgprocno];
+	instr_time	start;
+
+	/*
+	 * The worker usually answers within tens of microseconds: look for it
+	 * a little while, yielding the CPU, before sleeping on the latch (whose
+	 * wake-up costs about as much again).
+	 */
+	INSTR_TIME_SET_CURRENT(start);
+	for (;;)
+	{
+		instr_time	now;
+
+		if (pg_atomic_read_u64(&slot->seen) >= seq)
+			return pg_atomic_read_u64(&tracking->epoch) == epoch;
+		INSTR_TIME_SET_CURRENT(now);
+		INSTR_TIME_SUBTRACT(now, start);
+		if (INSTR_TIME_GET_MICROSEC(now) > BARRIER_SPIN_US)
+			break;
+		sched_yield();
+	}
 
 	for (;;)
 	{
