@@ -681,7 +681,7 @@ cache_keydir_covers(const char *p, int len)
 	bool		known;
 	int			slot = -1;
 
-	if (dir == NULL || epoch == 0 || cache_tracking_is_worker())
+	if (dir == NULL || epoch == 0)
 		return 0;
 	LWLockAcquire(&dir->lock, LW_SHARED);
 	if (!same_settings())

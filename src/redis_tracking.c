@@ -56,6 +56,7 @@
 #include "miscadmin.h"
 #include "near_cache.h"
 #include "portability/instr_time.h"
+#include "postmaster/interrupt.h"
 #include "port/atomics.h"
 #include "redis_conn.h"
 #include "redis_keydir.h"
@@ -186,15 +187,8 @@ cache_tracking_wake_worker(void)
 }
 
 
-/*
- * Whether this process is the worker, which consumes the notifications and
- * so can never wait for a barrier of its own: its queued deliveries SCAN.
- */
-bool
-cache_tracking_is_worker(void)
-{
-	return am_worker;
-}
+static bool worker_barrier_wait(uint64 seq, uint64 epoch,
+								TimestampTz deadline);
 
 
 /* ---- the barrier, on the session's side ---- */
@@ -229,6 +223,9 @@ cache_tracking_barrier_wait(uint64 seq, uint64 epoch, TimestampTz deadline)
 {
 	BarrierSlot *slot = &tracking->slots[MyProc->pgprocno];
 	instr_time	start;
+
+	if (am_worker)
+		return worker_barrier_wait(seq, epoch, deadline);
 
 	/*
 	 * The worker usually answers within tens of microseconds: look for it
@@ -388,9 +385,10 @@ consume_message(redisReply *r)
 
 /* Closes the tracking connection, if any; the near-cache forgets all. */
 static void
-drop_session(const char *why)
+drop_session(const char *reason)
 {
 	bool		was_live = tlive;
+	char	   *why = reason ? pstrdup(reason) : NULL;	/* may be in conn */
 
 	pg_atomic_write_u64(&tracking->epoch, 0);
 	pg_memory_barrier();
@@ -557,6 +555,51 @@ read_messages(void)
 			return;
 		}
 	}
+}
+
+/*
+ * The worker's own barrier, for a queued delivery through the directory:
+ * it consumes the notifications itself, reading the tracking socket until
+ * its barrier has passed.
+ */
+static bool
+worker_barrier_wait(uint64 seq, uint64 epoch, TimestampTz deadline)
+{
+	BarrierSlot *slot = &tracking->slots[MyProc->pgprocno];
+	bool		latch_set = false;
+	bool		passed = false;
+
+	for (;;)
+	{
+		long		secs;
+		int			usecs;
+		long		ms;
+		WaitEvent	ev;
+
+		if (!tlive || pg_atomic_read_u64(&tracking->epoch) != epoch ||
+			ShutdownRequestPending)
+			break;
+		if (pg_atomic_read_u64(&slot->seen) >= seq)
+		{
+			passed = true;
+			break;
+		}
+		TimestampDifference(GetCurrentTimestamp(), deadline, &secs, &usecs);
+		ms = secs * 1000 + (usecs + 999) / 1000;
+		if (ms <= 0)
+			break;
+		if (WaitEventSetWait(tslot.events, ms, &ev, 1, PG_WAIT_EXTENSION) == 1 &&
+			(ev.events & WL_LATCH_SET))
+		{
+			/* a push or a signal: the main loop sees to it afterwards */
+			ResetLatch(MyLatch);
+			latch_set = true;
+		}
+		read_messages();
+	}
+	if (latch_set)
+		SetLatch(MyLatch);
+	return passed;
 }
 
 /*
