@@ -639,6 +639,12 @@ cache_tracking_worker_poll(long *timeout)
 		}
 	}
 	read_messages();
+	if (tslot.conn == NULL)
+	{
+		/* lost just now: try again when due */
+		*timeout = Min(*timeout, TRACKING_RETRY_MS);
+		return;
+	}
 	if (tlive && cache_keydir_fill_step())
 		*timeout = 0;
 }

@@ -165,8 +165,10 @@ is("$n $path", '3 scan', 'right after the kill: SCAN, and the keys are removed')
 ok(CacheTest::poll(10, sub {
 	slurp_file($node->logfile, $logpos) =~ /lost the tracking connection to Redis/ }),
 	'the worker logs the loss');
-ok(CacheTest::poll(10, sub { tracking_clients() == 1 }),
-	'the worker opens a new tracking connection');
+# it retries every second, whatever else happens (nothing wakes it here)
+ok(CacheTest::poll(5, sub { tracking_clients() == 1 }),
+	'the worker opens a new tracking connection within seconds')
+  or diag($redis->cli('CLIENT', 'LIST'));
 ok(wait_directory(q{SELECT cache_invalidate_prefix('users:all')}),
 	'the directory serves users:all again once rebuilt');
 $redis->cli('SET', "users:all:after_kill$_", 'x') for 1 .. 4;
@@ -218,6 +220,26 @@ is("$n $path", '300 scan', 'an overflowed namespace is walked with SCAN: every k
 is($redis->cli('EXISTS', 'users:all:o1', 'users:all:o300'), '0', 'none is left');
 ok(wait_directory(q{SELECT cache_invalidate_prefix('users:all')}),
 	'once its keys fit again, the namespace is rebuilt and served by the directory');
+
+# ---- a reload that changes cache_ext.key_prefix replaces the tracking session ----
+
+$s->quit;
+my $id_before = $redis->cli('CLIENT', 'LIST', 'TYPE', 'pubsub');
+$node->safe_psql('postgres',
+	"ALTER SYSTEM SET cache_ext.key_prefix = 'app1:'; SELECT pg_reload_conf()");
+ok(CacheTest::poll(10, sub {
+	my $l = $redis->cli('CLIENT', 'LIST', 'TYPE', 'pubsub') // '';
+	$l ne $id_before && $l =~ /flags=\S*t/ }),
+	'after a reload that changes key_prefix, the worker tracks on a new connection');
+$s = CacheTest::session($node, backend => 'redis',
+	set => ['SET client_min_messages = debug1']);
+ok(wait_directory(q{SELECT cache_invalidate_prefix('users:all')}),
+	'the directory serves the new key prefix');
+$redis->cli('SET', "app1:users:all:$_", 'x') for 1 .. 3;
+$redis->cli('SET', 'users:all:other_prefix', 'x');
+($n, $path) = invalidate(q{SELECT cache_invalidate_prefix('users:all')});
+is("$n $path", '3 directory', 'keys under the new prefix are removed through the directory');
+is($redis->cli('EXISTS', 'users:all:other_prefix'), '1', 'keys outside it are not');
 
 $s->quit;
 done_testing();
