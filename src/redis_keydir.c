@@ -38,6 +38,9 @@
  * entry records the sequence number of the last notification that named
  * it, and the session notes the count consumed before sending.
  *
+ * At most MAX_NAMESPACES are kept: a new one takes the place of the least
+ * recently used (evict_ns()).
+ *
  * Each key sits in one list, that of the longest namespace that matches
  * it.  The keys under a prefix P are then in the lists of the namespaces
  * that are prefixes of P (filtered by P) and of those P is a prefix of;
@@ -95,6 +98,7 @@ typedef struct KeyNs
 	uint32		head;			/* first entry of its list */
 	uint32		nkeys;
 	uint32		overflows;		/* in a row, for the back-off */
+	pg_atomic_uint64 last_used; /* TimestampTz: the least used is evicted */
 	TimestampTz not_before;
 	char		prefix[NS_PREFIX_MAX];
 } KeyNs;
@@ -214,6 +218,8 @@ cache_keydir_shmem_init(void)
 	if (!found)
 	{
 		memset(dir, 0, sizeof(KeyDir));
+		for (int i = 0; i < MAX_NAMESPACES; i++)
+			pg_atomic_init_u64(&dir->ns[i].last_used, 0);
 		LWLockInitialize(&dir->lock, LWLockNewTrancheId());
 		dir->capacity = cap;
 		dir->nbuckets = cap;
@@ -642,6 +648,44 @@ cache_keydir_fill_step(void)
 
 /* ---- sessions ---- */
 
+/*
+ * Frees the least recently used namespace, for a new one (lock held
+ * exclusively).  Its keys go to the list of the longest namespace left
+ * that they are under, which is where a complete namespace above it looks
+ * for them, or leave the directory if none is.
+ */
+static int
+evict_ns(void)
+{
+	int			victim = -1;
+	uint32		e;
+
+	for (int i = 0; i < dir->nns; i++)
+		if (dir->ns[i].state != NS_FREE &&
+			(victim < 0 ||
+			 pg_atomic_read_u64(&dir->ns[i].last_used) <
+			 pg_atomic_read_u64(&dir->ns[victim].last_used)))
+			victim = i;
+	if (victim < 0)
+		return -1;
+	dir->ns[victim].state = NS_FREE;
+	while ((e = dir->ns[victim].head) != NONE)
+	{
+		bool		needed;
+		int			nsi = longest_ns(dir_entries[e].key, dir_entries[e].len,
+									 &needed);
+
+		if (nsi < 0)
+			remove_entry(e);
+		else
+		{
+			list_unlink(e);
+			list_link(e, nsi);
+		}
+	}
+	return victim;
+}
+
 /* Whether this session's settings are those the worker tracks. */
 static bool
 same_settings(void)
@@ -651,10 +695,15 @@ same_settings(void)
 		strcmp(dir->prefix, cache_key_prefix) == 0;
 }
 
-/* A complete namespace that P is under; -1 if none; *known if any is. */
+/*
+ * A complete namespace that P is under; -1 if none; *known if any is.
+ * Those it finds are marked as used (an unlocked hint for the eviction).
+ */
 static int
 covering_ns(const char *p, int len, bool *known)
 {
+	TimestampTz now = GetCurrentTimestamp();
+
 	*known = false;
 	for (int i = 0; i < dir->nns; i++)
 	{
@@ -663,6 +712,7 @@ covering_ns(const char *p, int len, bool *known)
 		if (ns->state == NS_FREE || !has_prefix(p, len, ns->prefix, ns->len))
 			continue;
 		*known = true;
+		pg_atomic_write_u64(&ns->last_used, (uint64) now);
 		if (ns->state == NS_COMPLETE)
 			return i;
 	}
@@ -707,10 +757,13 @@ cache_keydir_covers(const char *p, int len)
 				slot = i;
 		if (slot < 0 && dir->nns < MAX_NAMESPACES)
 			slot = dir->nns++;
+		if (slot < 0)
+			slot = evict_ns();
 		if (slot >= 0)
 		{
 			KeyNs	   *ns = &dir->ns[slot];
 
+			pg_atomic_write_u64(&ns->last_used, (uint64) GetCurrentTimestamp());
 			memcpy(ns->prefix, p, len);
 			ns->len = len;
 			ns->head = NONE;

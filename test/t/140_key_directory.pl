@@ -125,6 +125,17 @@ is($redis->cli('EXISTS', 'users:all:late'), '0',
 	'a key written just before the invalidation, not yet consumed by the worker, is removed');
 CacheTest::run($s, 'RESET cache_ext.redis_command_timeout');
 
+# ---- more namespaces than the directory keeps: the least used make room ----
+
+CacheTest::run($s, q{SELECT count(cache_invalidate_prefix('ns' || i || ':')) FROM generate_series(1, 140) i});
+ok(wait_directory(q{SELECT cache_invalidate_prefix('ns140:')}),
+	'the 140th namespace registered (the directory keeps 128) is served once filled');
+$redis->cli('SET', "ns140:k$_", 'x') for 1 .. 2;
+($n, $path) = invalidate(q{SELECT cache_invalidate_prefix('ns140:')});
+is("$n $path", '2 directory', 'and its keys are removed through the directory');
+ok(wait_directory(q{SELECT cache_invalidate_prefix('users:all')}),
+	'users:all (used since) is still, or again, served by the directory');
+
 # ---- a session on another Redis URL keeps SCAN ----
 
 my $other = CacheTest::session($node, backend => 'redis',
