@@ -47,6 +47,7 @@
  */
 #include "postgres.h"
 
+#include <poll.h>
 #include <sched.h>
 
 #include <hiredis/hiredis.h>
@@ -79,6 +80,9 @@
 
 /* how long a session looks for its barrier before sleeping on its latch */
 #define BARRIER_SPIN_US		200
+
+/* socket reads per turn of the worker's loop */
+#define READ_ROUNDS			64
 
 typedef struct BarrierSlot
 {
@@ -524,16 +528,19 @@ open_session(void)
 
 /*
  * Consumes what has arrived on the tracking connection without blocking:
- * what hiredis has buffered, then one read of the socket.  The worker's
- * wait returns at once while more is readable.
+ * what hiredis has buffered, then the socket while it has data, up to
+ * READ_ROUNDS reads (hiredis reads 16kB at a time) so that a flood of
+ * notifications does not starve the worker's other tasks.
  */
 static void
 read_messages(void)
 {
 	redisContext *c = tslot.conn;
 
-	for (int round = 0; round < 2; round++)
+	for (int round = 0;; round++)
 	{
+		struct pollfd pfd;
+
 		for (;;)
 		{
 			void	   *reply = NULL;
@@ -548,7 +555,14 @@ read_messages(void)
 			consume_message((redisReply *) reply);
 			freeReplyObject(reply);
 		}
-		if (round == 0 && redisBufferRead(c) != REDIS_OK)
+		if (round == READ_ROUNDS)
+			return;
+		pfd.fd = c->fd;
+		pfd.events = POLLIN;
+		pfd.revents = 0;
+		if (poll(&pfd, 1, 0) <= 0)
+			return;
+		if (redisBufferRead(c) != REDIS_OK)
 		{
 			drop_session(c->err == REDIS_ERR_EOF ? "connection closed by Redis" :
 						 (c->errstr[0] ? c->errstr : "read error"));
