@@ -14,7 +14,9 @@
 #            redis-unlink-script) on the same keys
 #   tpcb     pgbench -b tpcb-like (scale 10, 10k unrelated keys in Redis)
 #            without triggers and with cache_attach on pgbench_accounts
-#            ('acct:{aid}') and pgbench_branches ('branches:') on Redis
+#            ('acct:{aid}') and pgbench_branches ('branches:') on Redis, and
+#            the same triggers seeing shared memory only (redis_url = ''),
+#            which tells the triggers' own cost from Redis's
 #
 # Variants alternate within each repetition, their order rotated: only
 # the ratios mean anything (the machine is noisy).
@@ -175,12 +177,16 @@ if [[ " $SCALE_PARTS " == *" tpcb "* ]]; then
 	bench_cmd redisscale "pgbench -b tpcb-like -M simple -T $SCALE_SECS -c 1 (scale 10); triggers: cache_attach('pgbench_accounts', 'acct:{aid}'), cache_attach('pgbench_branches', 'branches:') (the server's cache_ext.redis_url)"
 	declare -A tps=()
 	pair_ratios=()
+	shmem_ratios=()
 	attached=0
+	variants=(none redis shmem)
 	for rep in $(seq 1 $((2 * SCALE_REPS))); do
-		order=(none redis)
-		[ $((rep % 2)) = 0 ] && order=(redis none)
+		# rotate the order: none redis shmem, redis shmem none, ...
+		k=$(((rep - 1) % 3))
+		order=("${variants[@]:$k}" "${variants[@]:0:$k}")
 		for v in "${order[@]}"; do
-			if [ "$v" = redis ] && [ "$attached" = 0 ]; then
+			opts=""
+			if [ "$v" != none ] && [ "$attached" = 0 ]; then
 				ssql -c "SELECT cache_attach('pgbench_accounts', 'acct:{aid}')" \
 					-c "SELECT cache_attach('pgbench_branches', 'branches:')" >/dev/null
 				attached=1
@@ -189,22 +195,28 @@ if [[ " $SCALE_PARTS " == *" tpcb "* ]]; then
 				ssql -c "SELECT cache_detach('pgbench_accounts')" -c "SELECT cache_detach('pgbench_branches')" >/dev/null
 				attached=0
 			fi
+			# the same triggers seeing shared memory only: no Redis at all
+			[ "$v" = shmem ] && opts="-c cache_ext.redis_url="
 			ssql -c "CHECKPOINT" >/dev/null
-			read -r l t <<<"$(scale_pgbench "tpcb-$v-r$rep" "" -b tpcb-like -M simple -T "$SCALE_SECS" -c 1)"
+			read -r l t <<<"$(scale_pgbench "tpcb-$v-r$rep" "$opts" -b tpcb-like -M simple -T "$SCALE_SECS" -c 1)"
 			tps[$v]+="$t "
 			eval "t_$v=\$t"
 			bench_record redisscale "tpcb_$v" 1 "$rep" "$t" tps "lat_ms=$l"
 			printf '  rep %s  %-5s %10s tps\n' "$rep" "$v" "$t"
 		done
-		# run back to back, the pair shares the machine's state of the moment
+		# run back to back, they share the machine's state of the moment
 		pair_ratios+=("$(ratio "$t_redis" "$t_none")")
+		shmem_ratios+=("$(ratio "$t_shmem" "$t_none")")
 	done
 	m0=$(echo "${tps[none]}" | tr ' ' '\n' | median)
 	m1=$(echo "${tps[redis]}" | tr ' ' '\n' | median)
 	mp=$(printf '%s\n' "${pair_ratios[@]}" | median)
-	printf '  median: %s tps without triggers, %s with triggers on Redis: ratio %s; median of the %s back-to-back pairs: %s (%s) (target >= 0.8)\n' \
+	ms=$(printf '%s\n' "${shmem_ratios[@]}" | median)
+	printf '  median: %s tps without triggers, %s with triggers on Redis: ratio %s; median of the %s back-to-back ratios: %s (%s) (target >= 0.8)\n' \
 		"$m0" "$m1" "$(ratio "$m1" "$m0")" "${#pair_ratios[@]}" "$mp" "${pair_ratios[*]}"
-	bench_record redisscale tpcb_ratio 1 1 "$mp" ratio "median of back-to-back pair ratios (${pair_ratios[*]}); ratio of medians $(ratio "$m1" "$m0") ($m1 / $m0 tps); target >= 0.8"
+	printf '  the same triggers on shared memory only (no Redis): median ratio %s (%s)\n' "$ms" "${shmem_ratios[*]}"
+	bench_record redisscale tpcb_ratio 1 1 "$mp" ratio "median of back-to-back ratios (${pair_ratios[*]}); ratio of medians $(ratio "$m1" "$m0") ($m1 / $m0 tps); target >= 0.8"
+	bench_record redisscale tpcb_shmem_ratio 1 1 "$ms" ratio "triggers on shared memory only (session redis_url = ''): ${shmem_ratios[*]}"
 fi
 
 rcli FLUSHALL >/dev/null
