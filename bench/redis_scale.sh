@@ -120,7 +120,10 @@ if [[ " $SCALE_PARTS " == *" update "* ]]; then
 			printf '  rep %s  %8s unrelated keys: %8s ms per UPDATE\n' "$rep" "$n" "$l"
 		done
 	done
-	# the SCAN path, for reference: a spelling of the URL the directory does not serve
+	# the SCAN path, for reference: a spelling of the URL the directory does
+	# not serve, with the unrelated keys in Redis whatever the last order was
+	rcli FLUSHALL >/dev/null
+	scale_fill app:k "$SCALE_UNRELATED"
 	read -r l t <<<"$(scale_pgbench "update-scan" "-c cache_ext.backend=redis -c cache_ext.redis_url=redis://localhost:$RP/0" -M prepared -t 3 -c 1 -f "$BENCH_RAW/update.sql")"
 	bench_record redisscale "update_keys_${SCALE_UNRELATED}_scan" 1 1 "$l" ms "redis_url spelled with localhost: SCAN"
 	# its commit-time repeats may have run out of time: let the worker
