@@ -20,7 +20,7 @@
 #   BENCH_SECS=4         seconds per pgbench run
 #   BENCH_REPS=3         repetitions of every pgbench run (the median is reported)
 #   BENCH_CLIENTS="1 2"  client counts
-#   BENCH_SECTIONS="pgbench malloc inquery memory invalidate zipf writes"
+#   BENCH_SECTIONS="pgbench malloc inquery memory invalidate zipf writes redisscale"
 #   BENCH_TPCB_SCALE=10  pgbench -i scale of the writes section
 #   BENCH_TPCB_MODE=simple  its pgbench query mode (simple, extended, prepared)
 #   BENCH_TPCB_VARIANTS="none shmem redis"  its variants (none must be one)
@@ -53,7 +53,7 @@ else
 	ZIPF_LEN=1000000
 fi
 CLIENTS=${BENCH_CLIENTS:-1 2}
-ALL_SECTIONS="pgbench malloc inquery memory invalidate zipf writes"
+ALL_SECTIONS="pgbench malloc inquery memory invalidate zipf writes redisscale"
 SECTIONS=${BENCH_SECTIONS:-$ALL_SECTIONS}
 ZIPF_N=${BENCH_ZIPF_N:-300000}
 ZIPF_S=${BENCH_ZIPF_S:-1.1}
@@ -765,6 +765,14 @@ END \$\$" 2>&1 | sed -n 's/.*NOTICE: *us=//p'
 	tpcb_sql -c "SELECT cache_flush()" >/dev/null
 	"$CE_REDIS_CLI" -p "$RP" flushall >/dev/null
 	[ "${CE_KEEP:-0}" = 1 ] || ce_psql -d postgres -c "DROP DATABASE $TPCB_DB"
+fi
+
+# ---------------------------------------------------------------------------
+# 3g. Redis at scale (issue 14): bench/redis_scale.sh
+
+if has_section redisscale; then
+	# shellcheck source=bench/redis_scale.sh
+	. "$CE_ROOT/bench/redis_scale.sh"
 fi
 
 # ---------------------------------------------------------------------------

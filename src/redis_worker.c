@@ -19,8 +19,19 @@
  * followed by a reader caching rows the commit is about to replace.
  *
  * Backends set our latch when they push; we also wake every second while
- * something waits.  The Redis URL of an entry holds its password: messages
- * show the store's masked form of it (cache_redis_show_url()).
+ * something waits.
+ *
+ * The same loop holds the Redis tracking session (redis_tracking.c) for the
+ * server-wide cache_ext.redis_url and fills the key directory
+ * (redis_keydir.c): each turn consumes what the tracking socket holds
+ * without blocking, delivers at most one queued entry, and runs at most one
+ * SCAN step of the directory's fill, each bounded by the command timeout,
+ * so that none of these waits on another for long.  A delivery sets the
+ * entry's settings only for its own duration (RESET afterwards), so that
+ * between deliveries this process's settings are the server-wide ones,
+ * which the tracking session and the fill use, and a reload applies.  The
+ * Redis URL of an entry holds its password: messages show the store's
+ * masked form of it (cache_redis_show_url()).
  *
  *-------------------------------------------------------------------------
  */
@@ -28,10 +39,12 @@
 
 #include "invalq.h"
 #include "miscadmin.h"
+#include "redis_tracking.h"
 #include "postmaster/bgworker.h"
 #include "postmaster/interrupt.h"
 #include "storage/ipc.h"
 #include "storage/latch.h"
+#include "storage/lwlock.h"
 #include "storage/proc.h"
 #include "storage/procarray.h"
 #include "utils/guc.h"
@@ -56,10 +69,6 @@ typedef enum DeliveryResult
 	UNDELIVERABLE
 } DeliveryResult;
 
-/* the settings in effect, to change them only when an entry differs */
-static char *current_url = NULL;
-static char *current_prefix = NULL;
-
 void
 cache_worker_register(void)
 {
@@ -81,54 +90,96 @@ cache_worker_register(void)
 static void
 detach_worker(int code, Datum arg)
 {
+	/* an ERROR (a FATAL here: no handler) may have left a lock held */
+	LWLockReleaseAll();
 	cache_queue_attach_worker(-1);
+	cache_tracking_worker_exit();
 }
 
-/* Sets a string setting if it differs from *current; false if refused. */
+/*
+ * Sets a string setting for one delivery if it differs from its value
+ * (*changed then says so); false if refused.
+ */
 static bool
-use_setting(const char *name, const char *value, char **current)
+use_setting(const char *name, const char *value, const char *current,
+			bool *changed)
 {
-	if (*current != NULL && strcmp(*current, value) == 0)
+	*changed = false;
+	if (strcmp(current, value) == 0)
 		return true;
 	/* the URL's check hook never quotes the value in its messages */
-	if (set_config_option(name, value, PGC_SUSET, PGC_S_OVERRIDE,
+	if (set_config_option(name, value, PGC_SUSET, PGC_S_SESSION,
 						  GUC_ACTION_SET, true, WARNING, false) <= 0)
 		return false;
-	if (*current != NULL)
-		pfree(*current);
-	*current = MemoryContextStrdup(TopMemoryContext, value);
+	*changed = true;
 	return true;
 }
 
+/*
+ * Back to the server's setting, as after RESET: its parsed form (the URL
+ * with its password) is kept with it, and a later reload applies again.
+ */
+static void
+reset_setting(const char *name)
+{
+	(void) set_config_option(name, NULL, PGC_SUSET, PGC_S_SESSION,
+							 GUC_ACTION_SET, true, WARNING, false);
+}
+
+/* the masked URL of the last delivery, for the messages about it */
+static char *delivery_url = NULL;
+
+/* Delivers an entry under its own settings, then restores the server's. */
 static DeliveryResult
 deliver(const CacheQueueHead *head)
 {
 	const CacheStore *store = &cache_redis_store;
 	uint64		failures;
+	bool		url_changed;
+	bool		prefix_changed = false;
+	DeliveryResult result;
 
-	if (!use_setting("cache_ext.redis_url", head->url, &current_url) ||
-		!use_setting("cache_ext.key_prefix", head->prefix, &current_prefix))
-		return UNDELIVERABLE;
-
-	failures = cache_store_failures;
-	switch (head->kind)
+	if (!use_setting("cache_ext.redis_url", head->url, cache_redis_url_raw(),
+					 &url_changed) ||
+		!use_setting("cache_ext.key_prefix", head->prefix, cache_key_prefix,
+					 &prefix_changed))
+		result = UNDELIVERABLE;
+	else
 	{
-		case CACHE_OP_KEY:
-			store->del(head->text, head->len);
-			break;
-		case CACHE_OP_PREFIX:
-			store->invalidate_prefix(head->text, head->len);
-			break;
-		case CACHE_OP_PATTERN:
-			store->invalidate_pattern(head->text, head->len);
-			break;
-		case CACHE_OP_ALL:
-			store->flush();
-			break;
-		default:
-			return UNDELIVERABLE;
+		result = DELIVERED;
+		failures = cache_store_failures;
+		switch (head->kind)
+		{
+			case CACHE_OP_KEY:
+				store->del(head->text, head->len);
+				break;
+			case CACHE_OP_PREFIX:
+				store->invalidate_prefix(head->text, head->len);
+				break;
+			case CACHE_OP_PATTERN:
+				store->invalidate_pattern(head->text, head->len);
+				break;
+			case CACHE_OP_ALL:
+				store->flush();
+				break;
+			default:
+				result = UNDELIVERABLE;
+				break;
+		}
+		if (result == DELIVERED && cache_store_failures != failures)
+			result = FAILED;
 	}
-	return (cache_store_failures == failures) ? DELIVERED : FAILED;
+	if (delivery_url == NULL || strcmp(delivery_url, cache_redis_show_url()) != 0)
+	{
+		if (delivery_url)
+			pfree(delivery_url);
+		delivery_url = MemoryContextStrdup(TopMemoryContext, cache_redis_show_url());
+	}
+	if (url_changed)
+		reset_setting("cache_ext.redis_url");
+	if (prefix_changed)
+		reset_setting("cache_ext.key_prefix");
+	return result;
 }
 
 /*
@@ -181,6 +232,7 @@ cache_worker_main(Datum main_arg)
 	{
 		CacheQueueHead head;
 		long		timeout = IDLE_MS;
+		long		tracking_timeout = IDLE_MS;
 
 		if (ConfigReloadPending)
 		{
@@ -189,6 +241,7 @@ cache_worker_main(Datum main_arg)
 		}
 		MemoryContextReset(cxt);
 		cache_queue_maintain_file();
+		cache_tracking_worker_poll(&tracking_timeout);
 
 		if (!cache_queue_head(&head))
 		{
@@ -214,7 +267,7 @@ cache_worker_main(Datum main_arg)
 					if (failing)
 						ereport(LOG,
 								(errmsg("cache_ext worker: Redis at %s answers again; delivering the queued invalidations",
-										cache_redis_show_url()),
+										delivery_url),
 								 errdetail_plural("%lld invalidation was waiting.",
 												  "%lld invalidations were waiting.",
 												  cache_queue_length(),
@@ -223,12 +276,13 @@ cache_worker_main(Datum main_arg)
 					retry_at = 0;
 					if (cache_queue_pop(head.seq))
 						delivered++;
-					continue;
+					timeout = 0;
+					break;
 				case FAILED:
 					if (!failing)
 						ereport(LOG,
 								(errmsg("cache_ext worker: could not deliver queued invalidations to Redis at %s; retrying every second",
-										cache_redis_show_url()),
+										delivery_url),
 								 errdetail_plural("%lld invalidation is waiting.",
 												  "%lld invalidations are waiting.",
 												  cache_queue_length(),
@@ -243,14 +297,12 @@ cache_worker_main(Datum main_arg)
 					ereport(WARNING,
 							(errmsg("cache_ext worker: dropped a queued invalidation whose Redis settings are not accepted")));
 					cache_queue_pop(head.seq);
-					continue;
+					timeout = 0;
+					break;
 			}
 		}
 
-		(void) WaitLatch(MyLatch,
-						 WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
-						 Max(timeout, 1), PG_WAIT_EXTENSION);
-		ResetLatch(MyLatch);
+		cache_tracking_worker_wait(Min(timeout, tracking_timeout));
 	}
 
 	/*
