@@ -23,6 +23,7 @@ OBJS = \
 	src/store_redis.o \
 	src/near_cache.o \
 	src/redis_tracking.o \
+	src/redis_keydir.o \
 	src/trigger.o \
 	src/trigger_ddl.o \
 	src/invalq.o src/redis_worker.o

@@ -767,6 +767,52 @@ conn_open(void)
 	return handshake(deadline);
 }
 
+/* ---- a second connection ---- */
+
+/*
+ * Exchanges this process's connection with the one held in *other, so that
+ * redis_run() works on that one until the next exchange.  The worker holds
+ * its tracking session this way (redis_tracking.c): opened, authenticated
+ * and bounded by the same code as every other connection, with its own
+ * back-off.  Whatever is in *other when it is first switched in must be
+ * zeroed.
+ */
+void
+redis_conn_switch(RedisConnSlot *other)
+{
+	RedisConnSlot mine;
+
+	mine.conn = conn;
+	mine.events = conn_events;
+	mine.socket_pos = conn_socket_pos;
+	mine.socket_event = conn_socket_event;
+	mine.url = conn_url;
+	mine.retry_after = retry_after;
+
+	conn = other->conn;
+	conn_events = other->events;
+	conn_socket_pos = other->socket_pos;
+	conn_socket_event = other->socket_event;
+	conn_url = other->url;
+	retry_after = other->retry_after;
+
+	*other = mine;
+}
+
+/* Closes the current connection; the next call opens a new one. */
+void
+redis_conn_close(void)
+{
+	conn_close();
+}
+
+/* Why the last attempt on the current connection failed. */
+const char *
+redis_conn_error(void)
+{
+	return conn_error;
+}
+
 /* ---- round trips ---- */
 
 static bool

@@ -10,6 +10,9 @@
 
 #include <hiredis/hiredis.h>
 
+#include "datatype/timestamp.h"
+#include "storage/latch.h"
+
 /* One command of a pipeline; every argument is binary-safe. */
 typedef struct RedisCmd
 {
@@ -37,5 +40,23 @@ extern void redis_free_replies(int n, redisReply **replies);
 
 /* reports a reply that is not what the command answers, after freeing it */
 extern void redis_unexpected_reply(const char *what, redisReply *reply);
+
+/*
+ * A connection set aside (redis_conn_switch()): the worker's tracking
+ * session.  conn is NULL while none is open.
+ */
+typedef struct RedisConnSlot
+{
+	redisContext *conn;
+	WaitEventSet *events;
+	int			socket_pos;
+	uint32		socket_event;
+	char	   *url;
+	TimestampTz retry_after;
+} RedisConnSlot;
+
+extern void redis_conn_switch(RedisConnSlot *other);
+extern void redis_conn_close(void);
+extern const char *redis_conn_error(void);
 
 #endif							/* REDIS_CONN_H */

@@ -1,34 +1,573 @@
 /*-------------------------------------------------------------------------
  *
  * redis_tracking.c
- *		Redis server-assisted client tracking and the key directory.
+ *		Redis server-assisted client tracking, held by the cache_ext worker,
+ *		and the barrier that lets a session wait until the worker has
+ *		consumed every notification of the writes Redis executed before it.
  *
- * (Interface only so far: no tracking connection, epoch always 0.)
+ * The worker holds one tracking session on the server-wide
+ * cache_ext.redis_url (as the worker sees it; a reload that changes it, or
+ * cache_ext.key_prefix, replaces the session).  It is a single connection:
+ *
+ *		CLIENT ID
+ *		CLIENT TRACKING on REDIRECT <its own id> BCAST [PREFIX <key_prefix>]
+ *		SUBSCRIBE __redis__:invalidate
+ *
+ * Redis 7.0 accepts a redirection to the connection itself, and in RESP2
+ * (hiredis 0.14 speaks nothing else) delivers the notifications as Pub/Sub
+ * messages on that channel: an array of the keys modified (written,
+ * deleted, expired or evicted), or nil for a FLUSHDB/FLUSHALL.  Every key
+ * goes to the near-cache (near_cache.c) and to the key directory
+ * (redis_keydir.c).  The connection is only ever read in non-blocking mode,
+ * between the worker's other tasks, through the worker's wait on its
+ * socket.
+ *
+ * The epoch (cache_tracking_epoch()) is 0 while no session is live, and a
+ * new non-zero number once one is fully set up (subscribed).  On loss it
+ * is set to 0 before the near-cache and the directory are emptied, so that
+ * no reader trusts either while the stream is broken.
+ *
+ * The barrier.  In BCAST mode Redis does not send a notification as it
+ * executes a write: it gathers the keys per tracked prefix and broadcasts
+ * them once per event-loop iteration, before sleeping
+ * (trackingBroadcastInvalidationMessages(), called from beforeSleep()),
+ * whereas a PUBLISH is delivered at once: a PUBLISH can overtake the
+ * notification of a key written in the same iteration.  So the barrier is
+ * a write: the session writes and unlinks a key of its own under the
+ * tracked prefix, key_prefix || "cache_ext:barrier:<procno>:<seq>", in one
+ * round trip.  Its notification goes out in the same broadcast as any key
+ * written before it, or a later one, and a connection's messages arrive in
+ * order; once the worker has consumed it, it has consumed every earlier
+ * write's.  The worker records the highest sequence number seen per
+ * process and sets that process's latch.  Sequence numbers come from a
+ * shared counter per PGPROC slot, so a late notification of an earlier,
+ * abandoned barrier never passes for a later one.
  *
  *-------------------------------------------------------------------------
  */
 #include "postgres.h"
 
-#include "redis_tracking.h"
+#include <hiredis/hiredis.h>
 
-uint64
-cache_tracking_epoch(void)
+#include "access/twophase.h"
+#include "cache_ext.h"
+#include "miscadmin.h"
+#include "near_cache.h"
+#include "port/atomics.h"
+#include "redis_conn.h"
+#include "redis_keydir.h"
+#include "redis_tracking.h"
+#include "storage/ipc.h"
+#include "storage/latch.h"
+#include "storage/proc.h"
+#include "storage/shmem.h"
+#include "utils/memutils.h"
+#include "utils/timestamp.h"
+#include "utils/wait_event.h"
+
+/* after a failed attempt, the next one waits this long */
+#define TRACKING_RETRY_MS	1000
+
+#define INVALIDATE_CHANNEL	"__redis__:invalidate"
+#define BARRIER_TAG			"cache_ext:barrier:"
+
+#define WHAT_TRACKING		"track keys"
+
+typedef struct BarrierSlot
 {
-	return 0;
+	pg_atomic_uint64 issued;	/* last sequence number handed out */
+	pg_atomic_uint64 seen;		/* highest one the worker consumed */
+} BarrierSlot;
+
+typedef struct TrackingShared
+{
+	pg_atomic_uint64 epoch;		/* 0: no live tracking session */
+	pg_atomic_uint64 consumed;	/* notifications consumed, ever */
+	uint64		generation;		/* epochs handed out; worker only */
+	pg_atomic_uint32 worker_procno;	/* the worker's PGPROC, or INVALID */
+	int			nslots;
+	BarrierSlot slots[FLEXIBLE_ARRAY_MEMBER];	/* by pgprocno */
+} TrackingShared;
+
+#define NO_WORKER	PG_UINT32_MAX
+
+static TrackingShared *tracking = NULL;
+
+/* ---- the worker's state ---- */
+static RedisConnSlot tslot;		/* the tracking connection, set aside */
+static bool tlive = false;		/* tslot.conn is set up and subscribed */
+static char *turl = NULL;		/* the settings it was opened with */
+static char *tprefix = NULL;
+static TimestampTz tretry_at = 0;
+static bool tfailing = false;	/* the last attempt failed (logged once) */
+static bool am_worker = false;
+
+
+/* ---- settings and shared memory ---- */
+
+static int
+barrier_slots(void)
+{
+	return MaxBackends + NUM_AUXILIARY_PROCS + max_prepared_xacts;
 }
 
 void
 cache_tracking_define_gucs(void)
 {
+	cache_keydir_define_gucs();
 }
 
 Size
 cache_tracking_shmem_size(void)
 {
-	return 0;
+	Size		size;
+
+	size = add_size(offsetof(TrackingShared, slots),
+					mul_size(barrier_slots(), sizeof(BarrierSlot)));
+	return add_size(MAXALIGN(size), cache_keydir_shmem_size());
 }
 
 void
 cache_tracking_shmem_init(void)
 {
+	bool		found;
+
+	tracking = ShmemInitStruct("cache_ext tracking",
+							   offsetof(TrackingShared, slots) +
+							   barrier_slots() * sizeof(BarrierSlot),
+							   &found);
+	if (!found)
+	{
+		pg_atomic_init_u64(&tracking->epoch, 0);
+		pg_atomic_init_u64(&tracking->consumed, 0);
+		tracking->generation = 0;
+		pg_atomic_init_u32(&tracking->worker_procno, NO_WORKER);
+		tracking->nslots = barrier_slots();
+		for (int i = 0; i < tracking->nslots; i++)
+		{
+			pg_atomic_init_u64(&tracking->slots[i].issued, 0);
+			pg_atomic_init_u64(&tracking->slots[i].seen, 0);
+		}
+	}
+	cache_keydir_shmem_init();
+}
+
+uint64
+cache_tracking_epoch(void)
+{
+	if (tracking == NULL)
+		return 0;
+	return pg_atomic_read_u64(&tracking->epoch);
+}
+
+uint64
+cache_tracking_consumed(void)
+{
+	return tracking ? pg_atomic_read_u64(&tracking->consumed) : 0;
+}
+
+/* Wakes the worker (a namespace to fill). */
+void
+cache_tracking_wake_worker(void)
+{
+	uint32		procno;
+
+	if (tracking == NULL)
+		return;
+	procno = pg_atomic_read_u32(&tracking->worker_procno);
+	if (procno != NO_WORKER)
+		SetLatch(&GetPGProcByNumber(procno)->procLatch);
+}
+
+
+/*
+ * Whether this process is the worker, which consumes the notifications and
+ * so can never wait for a barrier of its own: its queued deliveries SCAN.
+ */
+bool
+cache_tracking_is_worker(void)
+{
+	return am_worker;
+}
+
+
+/* ---- the barrier, on the session's side ---- */
+
+/*
+ * The name of a new barrier key under this session's cache_ext.key_prefix,
+ * palloc'd, and its sequence number.
+ */
+char *
+cache_tracking_barrier_key(size_t *len, uint64 *seq)
+{
+	char	   *key;
+
+	Assert(tracking != NULL);
+	*seq = pg_atomic_add_fetch_u64(&tracking->slots[MyProc->pgprocno].issued, 1);
+	key = psprintf("%s" BARRIER_TAG "%d:" UINT64_FORMAT,
+				   cache_key_prefix, MyProc->pgprocno, *seq);
+	*len = strlen(key);
+	return key;
+}
+
+/*
+ * Waits until the worker has consumed the notification of barrier "seq",
+ * written while the epoch was "epoch".  False when the deadline passes,
+ * the tracking session is lost or replaced meanwhile, or this process is
+ * asked to stop or cancel (after commit, when interrupts are held, a
+ * cancel gives the wait up rather than being served): the caller then
+ * falls back to SCAN.
+ */
+bool
+cache_tracking_barrier_wait(uint64 seq, uint64 epoch, TimestampTz deadline)
+{
+	BarrierSlot *slot = &tracking->slots[MyProc->pgprocno];
+
+	for (;;)
+	{
+		long		secs;
+		int			usecs;
+		long		ms;
+
+		if (pg_atomic_read_u64(&slot->seen) >= seq)
+			return pg_atomic_read_u64(&tracking->epoch) == epoch;
+		if (pg_atomic_read_u64(&tracking->epoch) != epoch)
+			return false;
+		TimestampDifference(GetCurrentTimestamp(), deadline, &secs, &usecs);
+		ms = secs * 1000 + (usecs + 999) / 1000;
+		if (ms <= 0)
+			return false;
+
+		/* a lost session does not set our latch: look again now and then */
+		(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
+						 Min(ms, 100), PG_WAIT_EXTENSION);
+		ResetLatch(MyLatch);
+		CHECK_FOR_INTERRUPTS();
+		if (QueryCancelPending || ProcDiePending)
+			return false;
+	}
+}
+
+
+/* ---- the worker's tracking session ---- */
+
+/* Whether key names a barrier; if so, records it and wakes its session. */
+static bool
+consume_barrier(const char *key, size_t len)
+{
+	size_t		taglen = strlen(tprefix) + strlen(BARRIER_TAG);
+	char		buf[64];
+	char	   *end;
+	long		procno;
+	uint64		seq;
+	BarrierSlot *slot;
+
+	if (len <= taglen || len - taglen >= sizeof(buf) ||
+		memcmp(key, tprefix, strlen(tprefix)) != 0 ||
+		memcmp(key + strlen(tprefix), BARRIER_TAG, strlen(BARRIER_TAG)) != 0)
+		return false;
+	memcpy(buf, key + taglen, len - taglen);
+	buf[len - taglen] = '\0';
+	errno = 0;
+	procno = strtol(buf, &end, 10);
+	if (errno != 0 || end == buf || *end != ':' ||
+		procno < 0 || procno >= tracking->nslots)
+		return false;
+	seq = strtou64(end + 1, &end, 10);
+	if (*end != '\0')
+		return false;
+
+	slot = &tracking->slots[procno];
+	for (;;)
+	{
+		uint64		old = pg_atomic_read_u64(&slot->seen);
+
+		if (old >= seq ||
+			pg_atomic_compare_exchange_u64(&slot->seen, &old, seq))
+			break;
+	}
+	SetLatch(&GetPGProcByNumber(procno)->procLatch);
+	return true;
+}
+
+/* One message of the subscription: an invalidation, or something to skip. */
+static void
+consume_message(redisReply *r)
+{
+	redisReply *payload;
+	uint64		seq;
+
+	if (r->type != REDIS_REPLY_ARRAY || r->elements != 3 ||
+		r->element[0]->type != REDIS_REPLY_STRING ||
+		strcmp(r->element[0]->str, "message") != 0 ||
+		r->element[1]->type != REDIS_REPLY_STRING ||
+		strcmp(r->element[1]->str, INVALIDATE_CHANNEL) != 0)
+		return;					/* a subscribe confirmation, a pong */
+
+	payload = r->element[2];
+	seq = pg_atomic_add_fetch_u64(&tracking->consumed, 1);
+	if (payload->type == REDIS_REPLY_NIL)
+	{
+		/* FLUSHDB or FLUSHALL, on any database of that Redis */
+		cache_near_invalidate_all();
+		cache_keydir_flushed();
+		return;
+	}
+	if (payload->type != REDIS_REPLY_ARRAY)
+		return;
+	for (size_t i = 0; i < payload->elements; i++)
+	{
+		redisReply *k = payload->element[i];
+
+		if (k->type != REDIS_REPLY_STRING || consume_barrier(k->str, k->len))
+			continue;
+		cache_near_invalidate_key(k->str, k->len);
+		cache_keydir_note_key(k->str, k->len, seq);
+	}
+}
+
+/* Closes the tracking connection, if any; the near-cache forgets all. */
+static void
+drop_session(const char *why)
+{
+	bool		was_live = tlive;
+
+	pg_atomic_write_u64(&tracking->epoch, 0);
+	pg_memory_barrier();
+	tlive = false;
+	cache_near_invalidate_all();
+	cache_keydir_reset(NULL, NULL);
+	if (tslot.conn != NULL)
+	{
+		redis_conn_switch(&tslot);
+		redis_conn_close();
+		redis_conn_switch(&tslot);
+	}
+	if (was_live && why != NULL)
+		ereport(LOG,
+				(errmsg("cache_ext worker: lost the tracking connection to Redis at %s: %s",
+						cache_redis_show_url(), why),
+				 errdetail("Invalidations fall back to SCAN until the key directory is rebuilt.")));
+	tretry_at = TimestampTzPlusMilliseconds(GetCurrentTimestamp(),
+											TRACKING_RETRY_MS);
+}
+
+/* Opens the tracking session; false (and retried later) on failure. */
+static bool
+open_session(void)
+{
+	const char *id_argv[2] = {"CLIENT", "ID"};
+	size_t		id_len[2] = {6, 2};
+	const char *sub_argv[2] = {"SUBSCRIBE", INVALIDATE_CHANNEL};
+	size_t		sub_len[2] = {9, strlen(INVALIDATE_CHANNEL)};
+	const char *tr_argv[8];
+	size_t		tr_len[8];
+	int			tr_argc = 0;
+	char		idbuf[32];
+	redisReply *reply;
+	bool		ok = false;
+	char	   *why = NULL;
+
+	if (turl)
+		pfree(turl);
+	if (tprefix)
+		pfree(tprefix);
+	turl = MemoryContextStrdup(TopMemoryContext, cache_redis_url_raw());
+	tprefix = MemoryContextStrdup(TopMemoryContext, cache_key_prefix);
+
+	redis_conn_switch(&tslot);
+	reply = redis_command(WHAT_TRACKING, 2, id_argv, id_len);
+	if (reply != NULL && reply->type == REDIS_REPLY_INTEGER)
+	{
+		snprintf(idbuf, sizeof(idbuf), "%lld", reply->integer);
+		freeReplyObject(reply);
+		tr_argv[tr_argc] = "CLIENT";
+		tr_len[tr_argc++] = 6;
+		tr_argv[tr_argc] = "TRACKING";
+		tr_len[tr_argc++] = 8;
+		tr_argv[tr_argc] = "on";
+		tr_len[tr_argc++] = 2;
+		tr_argv[tr_argc] = "REDIRECT";
+		tr_len[tr_argc++] = 8;
+		tr_argv[tr_argc] = idbuf;
+		tr_len[tr_argc++] = strlen(idbuf);
+		tr_argv[tr_argc] = "BCAST";
+		tr_len[tr_argc++] = 5;
+		if (tprefix[0] != '\0')
+		{
+			tr_argv[tr_argc] = "PREFIX";
+			tr_len[tr_argc++] = 6;
+			tr_argv[tr_argc] = tprefix;
+			tr_len[tr_argc++] = strlen(tprefix);
+		}
+		reply = redis_command(WHAT_TRACKING, tr_argc, tr_argv, tr_len);
+		if (reply != NULL)
+		{
+			freeReplyObject(reply);
+			reply = redis_command(WHAT_TRACKING, 2, sub_argv, sub_len);
+			if (reply != NULL)
+			{
+				ok = (reply->type == REDIS_REPLY_ARRAY);
+				freeReplyObject(reply);
+				if (!ok)
+					why = pstrdup("unexpected reply to SUBSCRIBE");
+			}
+		}
+	}
+	else if (reply != NULL)
+	{
+		freeReplyObject(reply);
+		why = pstrdup("unexpected reply to CLIENT ID");
+	}
+	if (!ok)
+	{
+		if (why == NULL)
+			why = pstrdup(redis_conn_error());
+		redis_conn_close();
+	}
+	redis_conn_switch(&tslot);
+
+	if (!ok)
+	{
+		if (!tfailing)
+			ereport(LOG,
+					(errmsg("cache_ext worker: could not start tracking keys on Redis at %s: %s",
+							cache_redis_show_url(), why),
+					 errdetail("Invalidations use SCAN meanwhile; retrying every second.")));
+		tfailing = true;
+		tretry_at = TimestampTzPlusMilliseconds(GetCurrentTimestamp(),
+												TRACKING_RETRY_MS);
+		return false;
+	}
+
+	if (tfailing)
+		ereport(LOG,
+				(errmsg("cache_ext worker: tracking keys on Redis at %s",
+						cache_redis_show_url())));
+	tfailing = false;
+
+	/* the socket is only ever waited on for reading from now on */
+	if (tslot.socket_event != WL_SOCKET_READABLE)
+	{
+		ModifyWaitEvent(tslot.events, tslot.socket_pos, WL_SOCKET_READABLE, NULL);
+		tslot.socket_event = WL_SOCKET_READABLE;
+	}
+
+	/* whatever was cached or listed before may have changed unseen */
+	cache_near_invalidate_all();
+	cache_keydir_reset(turl, tprefix);
+	if (++tracking->generation == 0)
+		tracking->generation = 1;
+	pg_memory_barrier();
+	pg_atomic_write_u64(&tracking->epoch, tracking->generation);
+	tlive = true;
+	return true;
+}
+
+/*
+ * Consumes what has arrived on the tracking connection without blocking:
+ * what hiredis has buffered, then one read of the socket.  The worker's
+ * wait returns at once while more is readable.
+ */
+static void
+read_messages(void)
+{
+	redisContext *c = tslot.conn;
+
+	for (int round = 0; round < 2; round++)
+	{
+		for (;;)
+		{
+			void	   *reply = NULL;
+
+			if (redisGetReplyFromReader(c, &reply) != REDIS_OK)
+			{
+				drop_session(c->errstr[0] ? c->errstr : "protocol error");
+				return;
+			}
+			if (reply == NULL)
+				break;
+			consume_message((redisReply *) reply);
+			freeReplyObject(reply);
+		}
+		if (round == 0 && redisBufferRead(c) != REDIS_OK)
+		{
+			drop_session(c->err == REDIS_ERR_EOF ? "connection closed by Redis" :
+						 (c->errstr[0] ? c->errstr : "read error"));
+			return;
+		}
+	}
+}
+
+/*
+ * The worker's tracking work for one turn of its loop: (re)connects when
+ * due, consumes what arrived, and advances the directory's fill by a step.
+ * *timeout is lowered to when it next needs to run.
+ */
+void
+cache_tracking_worker_poll(long *timeout)
+{
+	if (tracking == NULL)
+		return;
+	am_worker = true;
+	pg_atomic_write_u32(&tracking->worker_procno, MyProc->pgprocno);
+
+	/* a reload changed what to track */
+	if (tslot.conn != NULL &&
+		(strcmp(turl, cache_redis_url_raw()) != 0 ||
+		 strcmp(tprefix, cache_key_prefix) != 0))
+	{
+		drop_session(NULL);
+		tretry_at = 0;
+	}
+
+	if (tslot.conn == NULL)
+	{
+		if (!cache_redis_configured())
+			return;
+		if (GetCurrentTimestamp() < tretry_at || !open_session())
+		{
+			long		secs;
+			int			usecs;
+
+			TimestampDifference(GetCurrentTimestamp(), tretry_at, &secs, &usecs);
+			*timeout = Min(*timeout, secs * 1000 + (usecs + 999) / 1000);
+			return;
+		}
+	}
+	read_messages();
+	if (tlive && cache_keydir_fill_step())
+		*timeout = 0;
+}
+
+/*
+ * The worker's wait: its latch, and the tracking socket while a session is
+ * open.
+ */
+void
+cache_tracking_worker_wait(long timeout)
+{
+	if (tslot.conn != NULL)
+	{
+		WaitEvent	ev;
+
+		(void) WaitEventSetWait(tslot.events, Max(timeout, 0), &ev, 1,
+								PG_WAIT_EXTENSION);
+	}
+	else
+		(void) WaitLatch(MyLatch,
+						 WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
+						 Max(timeout, 1), PG_WAIT_EXTENSION);
+	ResetLatch(MyLatch);
+}
+
+/* The worker is exiting: no one may trust the stream any more. */
+void
+cache_tracking_worker_exit(void)
+{
+	if (tracking == NULL)
+		return;
+	pg_atomic_write_u32(&tracking->worker_procno, NO_WORKER);
+	if (tslot.conn != NULL || tlive)
+		drop_session(NULL);
 }

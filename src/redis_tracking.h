@@ -9,6 +9,8 @@
 #ifndef REDIS_TRACKING_H
 #define REDIS_TRACKING_H
 
+#include "datatype/timestamp.h"
+
 /*
  * The tracking stream's epoch: 0 while the worker holds no live tracking
  * connection to the server-wide cache_ext.redis_url; otherwise a number
@@ -16,6 +18,21 @@
  * that sees a different epoch when it completes, must not be kept.
  */
 extern uint64 cache_tracking_epoch(void);
+
+/* notifications the worker has consumed so far (a sequence number) */
+extern uint64 cache_tracking_consumed(void);
+extern void cache_tracking_wake_worker(void);
+extern bool cache_tracking_is_worker(void);
+
+/* the barrier (see redis_tracking.c), for store_redis.c */
+extern char *cache_tracking_barrier_key(size_t *len, uint64 *seq);
+extern bool cache_tracking_barrier_wait(uint64 seq, uint64 epoch,
+										TimestampTz deadline);
+
+/* redis_worker.c */
+extern void cache_tracking_worker_poll(long *timeout);
+extern void cache_tracking_worker_wait(long timeout);
+extern void cache_tracking_worker_exit(void);
 
 /* cache_ext.c: settings and shared memory */
 extern void cache_tracking_define_gucs(void);

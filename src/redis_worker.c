@@ -19,7 +19,17 @@
  * followed by a reader caching rows the commit is about to replace.
  *
  * Backends set our latch when they push; we also wake every second while
- * something waits.  The Redis URL of an entry holds its password: messages
+ * something waits.
+ *
+ * The same loop holds the Redis tracking session (redis_tracking.c) for the
+ * server-wide cache_ext.redis_url and fills the key directory
+ * (redis_keydir.c): each turn consumes what the tracking socket holds
+ * without blocking, delivers at most one queued entry, and runs at most one
+ * SCAN step of the directory's fill, each bounded by the command timeout,
+ * so that none of these waits on another for long.  A delivery sets the
+ * entry's settings only for its own duration (a GUC nest level), so that
+ * between deliveries this process's settings are the server-wide ones,
+ * which the tracking session and the fill use.  The Redis URL of an entry holds its password: messages
  * show the store's masked form of it (cache_redis_show_url()).
  *
  *-------------------------------------------------------------------------
@@ -28,6 +38,7 @@
 
 #include "invalq.h"
 #include "miscadmin.h"
+#include "redis_tracking.h"
 #include "postmaster/bgworker.h"
 #include "postmaster/interrupt.h"
 #include "storage/ipc.h"
@@ -55,10 +66,6 @@ typedef enum DeliveryResult
 	UNDELIVERABLE
 } DeliveryResult;
 
-/* the settings in effect, to change them only when an entry differs */
-static char *current_url = NULL;
-static char *current_prefix = NULL;
-
 void
 cache_worker_register(void)
 {
@@ -81,32 +88,31 @@ static void
 detach_worker(int code, Datum arg)
 {
 	cache_queue_attach_worker(-1);
+	cache_tracking_worker_exit();
 }
 
-/* Sets a string setting if it differs from *current; false if refused. */
+/*
+ * Sets a string setting for the current GUC nest level if it differs from
+ * its value; false if refused.
+ */
 static bool
-use_setting(const char *name, const char *value, char **current)
+use_setting(const char *name, const char *value, const char *current)
 {
-	if (*current != NULL && strcmp(*current, value) == 0)
+	if (strcmp(current, value) == 0)
 		return true;
 	/* the URL's check hook never quotes the value in its messages */
-	if (set_config_option(name, value, PGC_SUSET, PGC_S_OVERRIDE,
-						  GUC_ACTION_SET, true, WARNING, false) <= 0)
-		return false;
-	if (*current != NULL)
-		pfree(*current);
-	*current = MemoryContextStrdup(TopMemoryContext, value);
-	return true;
+	return set_config_option(name, value, PGC_SUSET, PGC_S_SESSION,
+							 GUC_ACTION_SAVE, true, WARNING, false) > 0;
 }
 
 static DeliveryResult
-deliver(const CacheQueueHead *head)
+do_deliver(const CacheQueueHead *head)
 {
 	const CacheStore *store = &cache_redis_store;
 	uint64		failures;
 
-	if (!use_setting("cache_ext.redis_url", head->url, &current_url) ||
-		!use_setting("cache_ext.key_prefix", head->prefix, &current_prefix))
+	if (!use_setting("cache_ext.redis_url", head->url, cache_redis_url_raw()) ||
+		!use_setting("cache_ext.key_prefix", head->prefix, cache_key_prefix))
 		return UNDELIVERABLE;
 
 	failures = cache_store_failures;
@@ -128,6 +134,17 @@ deliver(const CacheQueueHead *head)
 			return UNDELIVERABLE;
 	}
 	return (cache_store_failures == failures) ? DELIVERED : FAILED;
+}
+
+/* Delivers an entry under its own settings, then restores the server's. */
+static DeliveryResult
+deliver(const CacheQueueHead *head)
+{
+	int			nest = NewGUCNestLevel();
+	DeliveryResult result = do_deliver(head);
+
+	AtEOXact_GUC(false, nest);
+	return result;
 }
 
 static long
@@ -166,6 +183,7 @@ cache_worker_main(Datum main_arg)
 	{
 		CacheQueueHead head;
 		long		timeout = IDLE_MS;
+		long		tracking_timeout = IDLE_MS;
 
 		if (ConfigReloadPending)
 		{
@@ -174,6 +192,7 @@ cache_worker_main(Datum main_arg)
 		}
 		MemoryContextReset(cxt);
 		cache_queue_maintain_file();
+		cache_tracking_worker_poll(&tracking_timeout);
 
 		if (!cache_queue_head(&head))
 		{
@@ -208,7 +227,8 @@ cache_worker_main(Datum main_arg)
 					retry_at = 0;
 					if (cache_queue_pop(head.seq))
 						delivered++;
-					continue;
+					timeout = 0;
+					break;
 				case FAILED:
 					if (!failing)
 						ereport(LOG,
@@ -228,14 +248,12 @@ cache_worker_main(Datum main_arg)
 					ereport(WARNING,
 							(errmsg("cache_ext worker: dropped a queued invalidation whose Redis settings are not accepted")));
 					cache_queue_pop(head.seq);
-					continue;
+					timeout = 0;
+					break;
 			}
 		}
 
-		(void) WaitLatch(MyLatch,
-						 WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
-						 Max(timeout, 1), PG_WAIT_EXTENSION);
-		ResetLatch(MyLatch);
+		cache_tracking_worker_wait(Min(timeout, tracking_timeout));
 	}
 
 	/*

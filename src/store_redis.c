@@ -6,10 +6,13 @@
  *		Redis client (an application's own cache) shares them.
  *
  * Every call is one round trip on this process's connection (redis_conn.c),
- * except the bulk removals, which walk the keyspace with SCAN ... MATCH ...
- * COUNT and remove what each step found with UNLINK, pipelined with the
- * next SCAN: no single command blocks Redis for long, whatever the size of
- * the keyspace.  Every argument goes to Redis as a binary-safe bulk string;
+ * except the bulk removals.  Those take the keys from the key directory
+ * (redis_keydir.c) when it covers the prefix, after a barrier through the
+ * tracking stream (redis_tracking.c), and UNLINK them in batches: their cost
+ * follows the keys removed, not the keyspace.  Otherwise they walk the
+ * keyspace with SCAN ... MATCH ... COUNT and remove what each step found
+ * with UNLINK, pipelined with the next SCAN: no single command blocks Redis
+ * for long, whatever the size of the keyspace.  Every argument goes to Redis as a binary-safe bulk string;
  * no key or value is ever formatted into a command.
  *
  * Failures are reported where they are found (cache_store_failure, which
@@ -28,7 +31,10 @@
 #include "miscadmin.h"
 #include "near_cache.h"
 #include "redis_conn.h"
+#include "redis_keydir.h"
+#include "redis_tracking.h"
 #include "utils/builtins.h"
+#include "utils/timestamp.h"
 
 /* ---- the store ---- */
 
@@ -552,13 +558,134 @@ scan_keys(const char *what, StringInfo pattern, bool remove)
 	return n;
 }
 
+
+/* ---- through the key directory ---- */
+
+/* keys per UNLINK of the directory's keys */
+#define UNLINK_BATCH	1000
+/* a barrier key left behind (UNLINK not executed) expires by itself */
+#define BARRIER_TTL_MS	"60000"
+
+/*
+ * Removes the keys under cache_ext.key_prefix || lit (which, with a
+ * pattern, are then filtered by it) that the key directory lists, or
+ * returns -1 when the directory cannot serve them: the caller walks the
+ * keyspace.  A Redis failure has been reported; it returns what was
+ * removed before it.
+ */
+static int64
+directory_remove(const char *lit, int litlen, const char *pat, int patlen)
+{
+	size_t		plen;
+	char	   *p = redis_key(lit, litlen, &plen);
+	uint64		epoch = cache_keydir_covers(p, plen);
+	uint64		seq;
+	const char *set[6] = {"SET", NULL, "", "PX", BARRIER_TTL_MS};
+	size_t		setlen[6] = {3, 0, 0, 2, strlen(BARRIER_TTL_MS)};
+	const char *unlink[2] = {"UNLINK", NULL};
+	size_t		unlinklen[2] = {6, 0};
+	RedisCmd	cmds[2] = {{5, set, setlen}, {2, unlink, unlinklen}};
+	redisReply *replies[2];
+	TimestampTz deadline;
+	CacheKeyList list;
+	int64		n = 0;
+
+	if (epoch == 0)
+	{
+		elog(DEBUG1, "cache_ext: the key directory does not cover \"%.*s\" yet: SCAN",
+			 (int) plen, p);
+		pfree(p);
+		return -1;
+	}
+
+	/*
+	 * The barrier: once the worker has consumed the notification of this
+	 * write, it has consumed those of every write Redis executed before.
+	 * The UNLINK leaves nothing behind.
+	 */
+	set[1] = unlink[1] = cache_tracking_barrier_key(&setlen[1], &seq);
+	unlinklen[1] = setlen[1];
+	if (!redis_run(WHAT_INVALIDATE, 2, cmds, replies))
+	{
+		pfree((char *) set[1]);
+		pfree(p);
+		return 0;
+	}
+	redis_free_replies(2, replies);
+	pfree((char *) set[1]);
+	deadline = TimestampTzPlusMilliseconds(GetCurrentTimestamp(),
+										   cache_redis_command_timeout);
+	if (cache_redis_deadline != 0 && cache_redis_deadline < deadline)
+		deadline = cache_redis_deadline;
+	if (!cache_tracking_barrier_wait(seq, epoch, deadline) ||
+		!cache_keydir_collect(p, plen, pat, patlen, strlen(cache_key_prefix),
+							  epoch, &list))
+	{
+		elog(DEBUG1, "cache_ext: the key directory could not serve \"%.*s\": SCAN",
+			 (int) plen, p);
+		pfree(p);
+		return -1;
+	}
+
+	for (int start = 0; start < list.nkeys; start += UNLINK_BATCH)
+	{
+		int			count = Min(UNLINK_BATCH, list.nkeys - start);
+		const char **argv = palloc((count + 1) * sizeof(char *));
+		size_t	   *argvlen = palloc((count + 1) * sizeof(size_t));
+		uint64		consumed = cache_tracking_consumed();
+		redisReply *reply;
+
+		argv[0] = "UNLINK";
+		argvlen[0] = 6;
+		memcpy(argv + 1, list.keys + start, count * sizeof(char *));
+		memcpy(argvlen + 1, list.lens + start, count * sizeof(size_t));
+		reply = redis_command(WHAT_INVALIDATE, count + 1, argv, argvlen);
+		pfree(argv);
+		pfree(argvlen);
+		if (reply == NULL)
+			break;
+		if (reply->type == REDIS_REPLY_INTEGER)
+			n += reply->integer;
+		freeReplyObject(reply);
+		/* they are gone: forget them, unless written again since */
+		cache_keydir_forget(count, list.keys + start, list.lens + start,
+							consumed);
+	}
+	elog(DEBUG1, "cache_ext: removed " INT64_FORMAT " of %d keys under \"%.*s\" listed by the key directory",
+		 n, list.nkeys, (int) plen, p);
+	if (list.nkeys > 0)
+	{
+		pfree(list.keys);
+		pfree(list.lens);
+		pfree(list.data);
+	}
+	pfree(p);
+	return n;
+}
+
+/* The literal start of a glob pattern: its length. */
+static int
+literal_start(const char *pattern, int len)
+{
+	int			i = 0;
+
+	while (i < len && strchr("*?[\\", pattern[i]) == NULL)
+		i++;
+	return i;
+}
+
 /* Every key starting with "prefix", taken literally. */
 static int64
 redis_invalidate_prefix(const char *prefix, int len)
 {
-	StringInfo	pattern = match_pattern("", 0);
+	StringInfo	pattern;
+	int64		n;
 
 	cache_near_void_prefix(prefix, len);
+	if (len > 0 && (n = directory_remove(prefix, len, NULL, 0)) >= 0)
+		return n;
+	pattern = match_pattern("", 0);
+
 	append_literal(pattern, prefix, len);
 	appendStringInfoChar(pattern, '*');
 	return scan_keys(WHAT_INVALIDATE, pattern, true);
@@ -567,7 +694,13 @@ redis_invalidate_prefix(const char *prefix, int len)
 static int64
 redis_invalidate_pattern(const char *pattern, int len)
 {
+	int			litlen = literal_start(pattern, len);
+	int64		n;
+
 	cache_near_void_pattern(pattern, len);
+	if (litlen > 0 &&
+		(n = directory_remove(pattern, litlen, pattern, len)) >= 0)
+		return n;
 	return scan_keys(WHAT_INVALIDATE, match_pattern(pattern, len), true);
 }
 

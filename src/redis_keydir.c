@@ -1,0 +1,781 @@
+/*-------------------------------------------------------------------------
+ *
+ * redis_keydir.c
+ *		The key directory: the Redis keys that exist under the namespaces
+ *		cache_ext invalidates, so that a prefix or pattern invalidation
+ *		removes them by name instead of walking the whole keyspace.
+ *
+ * It serves only the server-wide cache_ext.redis_url and key_prefix that
+ * the worker tracks (redis_tracking.c); a session with other settings walks
+ * the keyspace with SCAN as before.
+ *
+ * Namespaces are full Redis key prefixes (key_prefix included).  A session
+ * whose prefix invalidation (or a pattern's literal start) no namespace
+ * covers registers it and uses SCAN this time; the worker then fills every
+ * pending namespace with one background SCAN, a step per turn of its loop,
+ * and marks them complete.  The invariant:
+ *
+ *	   for a complete namespace N, every key under N that exists in Redis is
+ *	   in the directory, or a tracking notification that names it has not
+ *	   been consumed by the worker yet.
+ *
+ * The fill keeps it (a key that exists throughout the SCAN is returned by
+ * it; one written meanwhile is named by a notification, which the worker
+ * consumes after marking N filling); every notification adds its key (a
+ * notification says "modified", not "exists": the directory is a
+ * superset); and the session's barrier (redis_tracking.c) turns the second
+ * half into "is in the directory" before the session reads it.  Whatever
+ * may break it makes the namespaces concerned pending again, to be refilled:
+ * a lost or replaced tracking connection (notifications missed), a FLUSH,
+ * a key that does not fit (the directory is full, or the key is longer than
+ * an entry holds: overflow, retried after OVERFLOW_RETRY_MS).
+ *
+ * Dead entries are pruned lazily: after a session's UNLINK, an entry is
+ * removed unless a notification consumed after the UNLINK was sent touched
+ * it (its key may have been written again since: then it stays).  Each
+ * entry records the sequence number of the last notification that named
+ * it, and the session notes the count consumed before sending.
+ *
+ * Each key sits in one list, that of the longest namespace that matches
+ * it.  The keys under a prefix P are then in the lists of the namespaces
+ * that are prefixes of P (filtered by P) and of those P is a prefix of;
+ * the directory serves P when one of the former is complete.
+ *
+ * One LWLock guards it all: the worker and removals take it exclusively,
+ * readers in shared mode; it is held only while copying, never across a
+ * round trip.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include <hiredis/hiredis.h>
+
+#include "cache_ext.h"
+#include "common/hashfn.h"
+#include "lib/stringinfo.h"
+#include "miscadmin.h"
+#include "redis_conn.h"
+#include "redis_keydir.h"
+#include "redis_tracking.h"
+#include "storage/lwlock.h"
+#include "storage/shmem.h"
+#include "utils/guc.h"
+#include "utils/memutils.h"
+#include "utils/timestamp.h"
+
+#define KEY_MAX				104 /* an entry is 128 bytes */
+#define MAX_NAMESPACES		128
+#define NS_PREFIX_MAX		200
+#define URL_MAX				1024
+#define PREFIX_MAX			256
+#define NONE				PG_UINT32_MAX
+#define OVERFLOW_RETRY_MS	10000
+#define FILL_RETRY_MS		1000
+#define FILL_COUNT			"1000"
+
+#define WHAT_FILL			"list keys"
+
+typedef enum NsState
+{
+	NS_FREE = 0,
+	NS_PENDING,					/* to be filled (not before not_before) */
+	NS_FILLING,					/* in the worker's current pass */
+	NS_COMPLETE
+} NsState;
+
+typedef struct KeyNs
+{
+	uint8		state;
+	uint16		len;
+	uint32		head;			/* first entry of its list */
+	uint32		nkeys;
+	TimestampTz not_before;
+	char		prefix[NS_PREFIX_MAX];
+} KeyNs;
+
+typedef struct DirEntry
+{
+	uint32		hnext;			/* hash chain */
+	uint32		next;			/* namespace list, or free list */
+	uint32		prev;
+	uint16		ns;
+	uint16		len;
+	uint64		touched;		/* last notification that named it */
+	char		key[KEY_MAX];
+} DirEntry;
+
+typedef struct KeyDir
+{
+	LWLock		lock;
+	bool		active;			/* url and prefix are those tracked */
+	char		url[URL_MAX];
+	char		prefix[PREFIX_MAX];
+	int			nns;			/* slots ever used in ns[] */
+	KeyNs		ns[MAX_NAMESPACES];
+	uint32		capacity;
+	uint32		nbuckets;
+	uint32		free;
+	uint32		nused;
+	uint64		overflows;
+	/* then the hash buckets (capacity), then the entries */
+} KeyDir;
+
+/* cache_ext.redis_key_directory_size, in kB */
+static int	keydir_size_kb = 8192;
+
+static KeyDir *dir = NULL;
+static uint32 *dir_buckets;
+static DirEntry *dir_entries;
+
+/* the worker's fill pass */
+static bool fill_active = false;
+static char fill_cursor[32];
+static uint64 fill_epoch;
+static StringInfo fill_pattern = NULL;
+static bool fill_member[MAX_NAMESPACES];
+static TimestampTz last_overflow_log = 0;
+
+
+/* ---- settings and shared memory ---- */
+
+void
+cache_keydir_define_gucs(void)
+{
+	/* restart-only: defined only while preloading, as cache_ext.shmem_size */
+	if (!process_shared_preload_libraries_in_progress)
+		return;
+	DefineCustomIntVariable("cache_ext.redis_key_directory_size",
+							"Shared memory for the directory of Redis keys under invalidated namespaces.",
+							"0 turns the directory off: Redis prefix and pattern invalidations walk the keyspace with SCAN.",
+							&keydir_size_kb,
+							8192, 0, 1024 * 1024,
+							PGC_POSTMASTER,
+							GUC_UNIT_KB,
+							NULL, NULL, NULL);
+}
+
+static uint32
+keydir_capacity(void)
+{
+	Size		bytes = (Size) keydir_size_kb * 1024;
+
+	return (uint32) (bytes / (sizeof(DirEntry) + sizeof(uint32)));
+}
+
+Size
+cache_keydir_shmem_size(void)
+{
+	uint32		cap = keydir_capacity();
+
+	if (cap == 0)
+		return 0;
+	return add_size(MAXALIGN(sizeof(KeyDir)),
+					add_size(MAXALIGN(mul_size(cap, sizeof(uint32))),
+							 mul_size(cap, sizeof(DirEntry))));
+}
+
+static void
+clear_entries(void)
+{
+	for (uint32 i = 0; i < dir->nbuckets; i++)
+		dir_buckets[i] = NONE;
+	for (uint32 i = 0; i < dir->capacity; i++)
+		dir_entries[i].next = (i + 1 < dir->capacity) ? i + 1 : NONE;
+	dir->free = 0;
+	dir->nused = 0;
+	for (int i = 0; i < dir->nns; i++)
+	{
+		dir->ns[i].head = NONE;
+		dir->ns[i].nkeys = 0;
+	}
+}
+
+void
+cache_keydir_shmem_init(void)
+{
+	uint32		cap = keydir_capacity();
+	bool		found;
+	char	   *base;
+
+	if (cap == 0)
+		return;
+	base = ShmemInitStruct("cache_ext key directory",
+						   cache_keydir_shmem_size(), &found);
+	dir = (KeyDir *) base;
+	dir_buckets = (uint32 *) (base + MAXALIGN(sizeof(KeyDir)));
+	dir_entries = (DirEntry *) (base + MAXALIGN(sizeof(KeyDir)) +
+								MAXALIGN(cap * sizeof(uint32)));
+	if (!found)
+	{
+		memset(dir, 0, sizeof(KeyDir));
+		LWLockInitialize(&dir->lock, LWLockNewTrancheId());
+		dir->capacity = cap;
+		dir->nbuckets = cap;
+		clear_entries();
+	}
+	LWLockRegisterTranche(dir->lock.tranche, "cache_ext_keydir");
+}
+
+
+/* ---- entries (lock held) ---- */
+
+static inline bool
+has_prefix(const char *s, size_t len, const char *prefix, size_t plen)
+{
+	return len >= plen && memcmp(s, prefix, plen) == 0;
+}
+
+/* The longest namespace in use that key starts with, or -1. */
+static int
+longest_ns(const char *key, size_t len)
+{
+	int			best = -1;
+
+	for (int i = 0; i < dir->nns; i++)
+	{
+		KeyNs	   *ns = &dir->ns[i];
+
+		if (ns->state != NS_FREE &&
+			(best < 0 || ns->len > dir->ns[best].len) &&
+			has_prefix(key, len, ns->prefix, ns->len))
+			best = i;
+	}
+	return best;
+}
+
+static uint32 *
+bucket_of(const char *key, size_t len)
+{
+	return &dir_buckets[hash_bytes((const unsigned char *) key, len) %
+						dir->nbuckets];
+}
+
+static uint32
+lookup(const char *key, size_t len)
+{
+	for (uint32 e = *bucket_of(key, len); e != NONE; e = dir_entries[e].hnext)
+		if (dir_entries[e].len == len && memcmp(dir_entries[e].key, key, len) == 0)
+			return e;
+	return NONE;
+}
+
+static void
+list_unlink(uint32 e)
+{
+	DirEntry   *d = &dir_entries[e];
+	KeyNs	   *ns = &dir->ns[d->ns];
+
+	if (d->prev != NONE)
+		dir_entries[d->prev].next = d->next;
+	else
+		ns->head = d->next;
+	if (d->next != NONE)
+		dir_entries[d->next].prev = d->prev;
+	ns->nkeys--;
+}
+
+static void
+list_link(uint32 e, int nsi)
+{
+	DirEntry   *d = &dir_entries[e];
+	KeyNs	   *ns = &dir->ns[nsi];
+
+	d->ns = nsi;
+	d->prev = NONE;
+	d->next = ns->head;
+	if (ns->head != NONE)
+		dir_entries[ns->head].prev = e;
+	ns->head = e;
+	ns->nkeys++;
+}
+
+static void
+remove_entry(uint32 e)
+{
+	DirEntry   *d = &dir_entries[e];
+	uint32	   *link = bucket_of(d->key, d->len);
+
+	while (*link != e)
+		link = &dir_entries[*link].hnext;
+	*link = d->hnext;
+	list_unlink(e);
+	d->next = dir->free;
+	dir->free = e;
+	dir->nused--;
+}
+
+/*
+ * A key that does not fit: every namespace it is under loses its
+ * completeness and its list (the memory is better spent elsewhere until
+ * the retry), and is refilled after OVERFLOW_RETRY_MS.
+ */
+static void
+overflow(const char *key, size_t len)
+{
+	TimestampTz now = GetCurrentTimestamp();
+
+	dir->overflows++;
+	for (int i = 0; i < dir->nns; i++)
+	{
+		KeyNs	   *ns = &dir->ns[i];
+
+		if (ns->state == NS_FREE || !has_prefix(key, len, ns->prefix, ns->len))
+			continue;
+		while (ns->head != NONE)
+			remove_entry(ns->head);
+		ns->state = NS_PENDING;
+		ns->not_before = TimestampTzPlusMilliseconds(now, OVERFLOW_RETRY_MS);
+	}
+	if (TimestampDifferenceExceeds(last_overflow_log, now, 60000))
+	{
+		last_overflow_log = now;
+		ereport(LOG,
+				(errmsg("cache_ext worker: the Redis key directory is full (%u keys)",
+						dir->nused),
+				 errdetail("Invalidations under the namespaces concerned use SCAN until they are rebuilt."),
+				 errhint("Raise cache_ext.redis_key_directory_size.")));
+	}
+}
+
+/* Adds or touches a key, under its longest namespace if any. */
+static void
+note_key(const char *key, size_t len, uint64 seq)
+{
+	int			nsi = longest_ns(key, len);
+	uint32		e;
+	DirEntry   *d;
+
+	if (nsi < 0)
+		return;
+	e = (len <= KEY_MAX) ? lookup(key, len) : NONE;
+	if (e != NONE)
+	{
+		d = &dir_entries[e];
+		d->touched = seq;
+		/* a namespace registered since may now be the longest */
+		if (d->ns != nsi)
+		{
+			list_unlink(e);
+			list_link(e, nsi);
+		}
+		return;
+	}
+	if (len > KEY_MAX || dir->free == NONE)
+	{
+		overflow(key, len);
+		return;
+	}
+	e = dir->free;
+	d = &dir_entries[e];
+	dir->free = d->next;
+	dir->nused++;
+	d->len = len;
+	memcpy(d->key, key, len);
+	d->touched = seq;
+	d->hnext = *bucket_of(key, len);
+	*bucket_of(key, len) = e;
+	list_link(e, nsi);
+}
+
+
+/* ---- the worker ---- */
+
+static void
+abort_fill(void)
+{
+	fill_active = false;
+}
+
+/*
+ * A new tracking session (url and prefix), or none (NULL): nothing listed
+ * so far can be trusted; every namespace is to be filled again.
+ */
+void
+cache_keydir_reset(const char *url, const char *prefix)
+{
+	if (dir == NULL)
+		return;
+	abort_fill();
+	LWLockAcquire(&dir->lock, LW_EXCLUSIVE);
+	clear_entries();
+	for (int i = 0; i < dir->nns; i++)
+		if (dir->ns[i].state != NS_FREE)
+		{
+			dir->ns[i].state = NS_PENDING;
+			dir->ns[i].not_before = 0;
+		}
+	dir->active = (url != NULL && prefix != NULL &&
+				   strlen(url) < URL_MAX && strlen(prefix) < PREFIX_MAX);
+	if (dir->active)
+	{
+		strlcpy(dir->url, url, URL_MAX);
+		strlcpy(dir->prefix, prefix, PREFIX_MAX);
+	}
+	LWLockRelease(&dir->lock);
+}
+
+/* FLUSHDB or FLUSHALL (of some database of that Redis): refill all. */
+void
+cache_keydir_flushed(void)
+{
+	if (dir == NULL)
+		return;
+	abort_fill();
+	LWLockAcquire(&dir->lock, LW_EXCLUSIVE);
+	clear_entries();
+	for (int i = 0; i < dir->nns; i++)
+		if (dir->ns[i].state != NS_FREE)
+		{
+			dir->ns[i].state = NS_PENDING;
+			dir->ns[i].not_before = 0;
+		}
+	LWLockRelease(&dir->lock);
+}
+
+void
+cache_keydir_note_key(const char *key, size_t len, uint64 seq)
+{
+	if (dir == NULL || !dir->active)
+		return;
+	LWLockAcquire(&dir->lock, LW_EXCLUSIVE);
+	note_key(key, len, seq);
+	LWLockRelease(&dir->lock);
+}
+
+/* Appends s to a MATCH pattern, taken literally. */
+static void
+append_literal(StringInfo pattern, const char *s, int len)
+{
+	for (int i = 0; i < len; i++)
+	{
+		if (strchr("*?[]\\", s[i]) != NULL)
+			appendStringInfoChar(pattern, '\\');
+		appendStringInfoChar(pattern, s[i]);
+	}
+}
+
+/*
+ * Starts a pass over the pending namespaces that are due: they become
+ * filling, and the SCAN matches their longest common prefix.
+ */
+static bool
+start_fill(void)
+{
+	TimestampTz now = GetCurrentTimestamp();
+	const char *common = NULL;
+	int			commonlen = 0;
+
+	LWLockAcquire(&dir->lock, LW_EXCLUSIVE);
+	for (int i = 0; i < dir->nns; i++)
+	{
+		KeyNs	   *ns = &dir->ns[i];
+
+		fill_member[i] = false;
+		if (ns->state != NS_PENDING || ns->not_before > now)
+			continue;
+		ns->state = NS_FILLING;
+		fill_member[i] = true;
+		if (common == NULL)
+		{
+			common = ns->prefix;
+			commonlen = ns->len;
+		}
+		else
+		{
+			int			n = 0;
+
+			while (n < commonlen && n < ns->len && common[n] == ns->prefix[n])
+				n++;
+			commonlen = n;
+		}
+	}
+	if (common != NULL)
+	{
+		MemoryContext old = MemoryContextSwitchTo(TopMemoryContext);
+
+		if (fill_pattern == NULL)
+			fill_pattern = makeStringInfo();
+		resetStringInfo(fill_pattern);
+		append_literal(fill_pattern, common, commonlen);
+		appendStringInfoChar(fill_pattern, '*');
+		MemoryContextSwitchTo(old);
+	}
+	LWLockRelease(&dir->lock);
+
+	if (common == NULL)
+		return false;
+	strcpy(fill_cursor, "0");
+	fill_epoch = cache_tracking_epoch();
+	fill_active = true;
+	return true;
+}
+
+/* The pass ends: its namespaces become complete, or pending after a failure. */
+static void
+end_fill(bool ok)
+{
+	TimestampTz retry = TimestampTzPlusMilliseconds(GetCurrentTimestamp(),
+													FILL_RETRY_MS);
+
+	fill_active = false;
+	LWLockAcquire(&dir->lock, LW_EXCLUSIVE);
+	for (int i = 0; i < dir->nns; i++)
+	{
+		if (!fill_member[i] || dir->ns[i].state != NS_FILLING)
+			continue;
+		if (ok)
+			dir->ns[i].state = NS_COMPLETE;
+		else
+		{
+			dir->ns[i].state = NS_PENDING;
+			dir->ns[i].not_before = retry;
+		}
+	}
+	LWLockRelease(&dir->lock);
+}
+
+/*
+ * One SCAN step of the fill, on the worker's own connection (the
+ * server-wide URL: queued deliveries restore it).  True while there is
+ * more to do.
+ */
+bool
+cache_keydir_fill_step(void)
+{
+	char		cursor[32];
+	const char *argv[6] = {"SCAN", cursor, "MATCH", NULL, "COUNT", FILL_COUNT};
+	size_t		argvlen[6] = {4, 0, 5, 0, 5, strlen(FILL_COUNT)};
+	redisReply *reply;
+	redisReply *keys;
+	uint64		seq;
+
+	if (dir == NULL || !dir->active)
+		return false;
+	if (!fill_active && !start_fill())
+		return false;
+
+	strlcpy(cursor, fill_cursor, sizeof(cursor));
+	argvlen[1] = strlen(cursor);
+	argv[3] = fill_pattern->data;
+	argvlen[3] = fill_pattern->len;
+	reply = redis_command(WHAT_FILL, 6, argv, argvlen);
+	if (!fill_active || cache_tracking_epoch() != fill_epoch)
+	{
+		/* the session was lost meanwhile: the reset made all pending */
+		if (reply)
+			freeReplyObject(reply);
+		fill_active = false;
+		return true;
+	}
+	if (reply == NULL)
+	{
+		end_fill(false);
+		return false;
+	}
+	if (reply->type != REDIS_REPLY_ARRAY || reply->elements != 2 ||
+		reply->element[0]->type != REDIS_REPLY_STRING ||
+		reply->element[0]->len >= sizeof(fill_cursor) ||
+		reply->element[1]->type != REDIS_REPLY_ARRAY)
+	{
+		redis_unexpected_reply(WHAT_FILL, reply);
+		end_fill(false);
+		return false;
+	}
+
+	/*
+	 * A key SCAN returns existed during the step; any later write to it is
+	 * named by a notification consumed after this one.
+	 */
+	seq = cache_tracking_consumed();
+	keys = reply->element[1];
+	LWLockAcquire(&dir->lock, LW_EXCLUSIVE);
+	for (size_t i = 0; i < keys->elements; i++)
+		if (keys->element[i]->type == REDIS_REPLY_STRING)
+			note_key(keys->element[i]->str, keys->element[i]->len, seq);
+	LWLockRelease(&dir->lock);
+	memcpy(fill_cursor, reply->element[0]->str, reply->element[0]->len + 1);
+	freeReplyObject(reply);
+
+	if (strcmp(fill_cursor, "0") == 0)
+		end_fill(true);
+	return true;
+}
+
+
+/* ---- sessions ---- */
+
+/* Whether this session's settings are those the worker tracks. */
+static bool
+same_settings(void)
+{
+	return dir->active &&
+		strcmp(dir->url, cache_redis_url_raw()) == 0 &&
+		strcmp(dir->prefix, cache_key_prefix) == 0;
+}
+
+/* A complete namespace that P is under; -1 if none; *known if any is. */
+static int
+covering_ns(const char *p, int len, bool *known)
+{
+	*known = false;
+	for (int i = 0; i < dir->nns; i++)
+	{
+		KeyNs	   *ns = &dir->ns[i];
+
+		if (ns->state == NS_FREE || !has_prefix(p, len, ns->prefix, ns->len))
+			continue;
+		*known = true;
+		if (ns->state == NS_COMPLETE)
+			return i;
+	}
+	return -1;
+}
+
+/*
+ * The tracking epoch if the directory can serve the invalidation of the
+ * Redis keys starting with p (key_prefix included), else 0.  A prefix that
+ * no namespace covers is registered for the worker to fill, for next time.
+ */
+uint64
+cache_keydir_covers(const char *p, int len)
+{
+	uint64		epoch = cache_tracking_epoch();
+	bool		known;
+	int			slot = -1;
+
+	if (dir == NULL || epoch == 0 || cache_tracking_is_worker())
+		return 0;
+	LWLockAcquire(&dir->lock, LW_SHARED);
+	if (!same_settings())
+	{
+		LWLockRelease(&dir->lock);
+		return 0;
+	}
+	if (covering_ns(p, len, &known) >= 0)
+	{
+		LWLockRelease(&dir->lock);
+		return epoch;
+	}
+	LWLockRelease(&dir->lock);
+	if (known || len >= NS_PREFIX_MAX)
+		return 0;
+
+	LWLockAcquire(&dir->lock, LW_EXCLUSIVE);
+	(void) covering_ns(p, len, &known);
+	if (!known && same_settings())
+	{
+		for (int i = 0; i < dir->nns && slot < 0; i++)
+			if (dir->ns[i].state == NS_FREE)
+				slot = i;
+		if (slot < 0 && dir->nns < MAX_NAMESPACES)
+			slot = dir->nns++;
+		if (slot >= 0)
+		{
+			KeyNs	   *ns = &dir->ns[slot];
+
+			memcpy(ns->prefix, p, len);
+			ns->len = len;
+			ns->head = NONE;
+			ns->nkeys = 0;
+			ns->not_before = 0;
+			ns->state = NS_PENDING;
+		}
+	}
+	LWLockRelease(&dir->lock);
+	if (slot >= 0)
+		cache_tracking_wake_worker();
+	return 0;
+}
+
+/*
+ * Copies out the keys under p (and matching the glob pattern pat, applied
+ * to the key after skip bytes, when pat is not NULL), once the barrier of
+ * "epoch" has passed.  False if the directory cannot serve p any more.
+ */
+bool
+cache_keydir_collect(const char *p, int len, const char *pat, int patlen,
+					 int skip, uint64 epoch, CacheKeyList *out)
+{
+	bool		known;
+	size_t		total = 0;
+	int			n = 0;
+	char	   *data = NULL;
+
+	memset(out, 0, sizeof(*out));
+	LWLockAcquire(&dir->lock, LW_SHARED);
+	if (cache_tracking_epoch() != epoch || !same_settings() ||
+		covering_ns(p, len, &known) < 0)
+	{
+		LWLockRelease(&dir->lock);
+		return false;
+	}
+
+	/* the lists to walk: namespaces P is under, and those under P */
+	for (int pass = 0; pass < 2; pass++)
+	{
+		for (int i = 0; i < dir->nns; i++)
+		{
+			KeyNs	   *ns = &dir->ns[i];
+			bool		filter;
+
+			if (ns->state == NS_FREE)
+				continue;
+			if (has_prefix(p, len, ns->prefix, ns->len))
+				filter = (ns->len < len);
+			else if (has_prefix(ns->prefix, ns->len, p, len))
+				filter = false;
+			else
+				continue;
+			for (uint32 e = ns->head; e != NONE; e = dir_entries[e].next)
+			{
+				DirEntry   *d = &dir_entries[e];
+
+				if (filter && !has_prefix(d->key, d->len, p, len))
+					continue;
+				if (pat != NULL &&
+					!cache_glob_match(pat, patlen, d->key + skip, d->len - skip))
+					continue;
+				if (pass == 0)
+				{
+					n++;
+					total += d->len;
+					continue;
+				}
+				memcpy(data, d->key, d->len);
+				out->keys[out->nkeys] = data;
+				out->lens[out->nkeys++] = d->len;
+				data += d->len;
+			}
+		}
+		if (pass == 0)
+		{
+			if (n == 0)
+				break;
+			out->keys = palloc(n * sizeof(char *));
+			out->lens = palloc(n * sizeof(size_t));
+			data = out->data = palloc(total + 1);
+		}
+	}
+	LWLockRelease(&dir->lock);
+	return true;
+}
+
+/*
+ * Forgets keys a session has just unlinked, unless a notification consumed
+ * after "consumed" named them (they may have been written again since).
+ */
+void
+cache_keydir_forget(int n, const char *const *keys, const size_t *lens,
+					uint64 consumed)
+{
+	LWLockAcquire(&dir->lock, LW_EXCLUSIVE);
+	for (int i = 0; i < n; i++)
+	{
+		uint32		e = (lens[i] <= KEY_MAX) ? lookup(keys[i], lens[i]) : NONE;
+
+		if (e != NONE && dir_entries[e].touched <= consumed)
+			remove_entry(e);
+	}
+	LWLockRelease(&dir->lock);
+}
