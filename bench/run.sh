@@ -20,7 +20,7 @@
 #   BENCH_SECS=4         seconds per pgbench run
 #   BENCH_REPS=3         repetitions of every pgbench run (the median is reported)
 #   BENCH_CLIENTS="1 2"  client counts
-#   BENCH_SECTIONS="pgbench malloc inquery memory invalidate zipf writes"
+#   BENCH_SECTIONS="pgbench malloc inquery memory invalidate zipf writes nearcache"
 #   BENCH_TPCB_SCALE=10  pgbench -i scale of the writes section
 #   BENCH_TPCB_MODE=simple  its pgbench query mode (simple, extended, prepared)
 #   BENCH_TPCB_REPS      its repetitions at the first client count (2 x BENCH_REPS)
@@ -51,7 +51,7 @@ else
 	ZIPF_LEN=1000000
 fi
 CLIENTS=${BENCH_CLIENTS:-1 2}
-ALL_SECTIONS="pgbench malloc inquery memory invalidate zipf writes"
+ALL_SECTIONS="pgbench malloc inquery memory invalidate zipf writes nearcache"
 SECTIONS=${BENCH_SECTIONS:-$ALL_SECTIONS}
 ZIPF_N=${BENCH_ZIPF_N:-300000}
 ZIPF_S=${BENCH_ZIPF_S:-1.1}
@@ -725,9 +725,19 @@ if has_section writes; then
 fi
 
 # ---------------------------------------------------------------------------
+# 3h. the near-cache of Redis values (bench/near_cache.sh)
+
+if has_section nearcache; then
+	. "$CE_ROOT/bench/near_cache.sh"
+fi
+
+# ---------------------------------------------------------------------------
 # 4. the results file
 
 meta "load at end" "$(cut -d' ' -f1-3 /proc/loadavg)"
 mkdir -p "$(dirname "$RESULTS")"
 python3 "$CE_ROOT/bench/report.py" "$BENCH_RAW" >"$RESULTS"
+if [ -s "$BENCH_RAW/nearcache.md" ]; then
+	cat "$BENCH_RAW/nearcache.md" >>"$RESULTS"
+fi
 ce_log "results: $RESULTS (raw figures and logs: $BENCH_RAW)"
