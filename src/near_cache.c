@@ -70,6 +70,10 @@
 #define NEAR_BYTES_PER_ENTRY 512
 /* Redis keys longer than this are not kept (a cache key is <= 1024) */
 #define NEAR_MAX_KEY		(CACHE_MAX_KEY_LEN + 1024)
+/* chains of the namespace index, per partition (a power of two) */
+#define NEAR_NS_BUCKETS		256
+/* the index looks at this many bytes of a key after cache_ext.key_prefix */
+#define NEAR_NS_HEAD		4
 
 typedef enum NearState
 {
@@ -89,6 +93,9 @@ typedef struct NearEntry
 	uint32		hash;
 	int32		chain;			/* next in its bucket, or in the free list */
 	int32		first;			/* first block: the key, then the value */
+	int32		ns_prev;		/* namespace index chain (doubly linked) */
+	int32		ns_next;
+	uint16		ns;				/* its namespace index bucket */
 	uint32		keylen;
 	uint32		vallen;
 	uint32		ident;			/* hash of the redis_url and key_prefix */
@@ -123,6 +130,7 @@ typedef struct NearShared
 	uint32		nbuckets;		/* per partition, a power of two */
 	uint32		nblocks;		/* per partition */
 	uint32		max_blocks;		/* an entry takes at most this many */
+	uint32		ns_len;			/* bytes of a Redis key the index hashes */
 	pg_atomic_uint64 hits;
 	pg_atomic_uint64 fills;		/* values kept */
 	pg_atomic_uint64 dropped;	/* fills an invalidation or epoch voided */
@@ -154,11 +162,19 @@ buckets_of(NearPart *p)
 	return (int32 *) ((char *) p + part_header_size());
 }
 
+/* the namespace index: entries by the head of their Redis key */
+static inline int32 *
+ns_buckets_of(NearPart *p)
+{
+	return (int32 *) ((char *) buckets_of(p) +
+					  MAXALIGN(near->nbuckets * sizeof(int32)));
+}
+
 static inline NearEntry *
 entries_of(NearPart *p)
 {
-	return (NearEntry *) ((char *) buckets_of(p) +
-						  MAXALIGN(near->nbuckets * sizeof(int32)));
+	return (NearEntry *) ((char *) ns_buckets_of(p) +
+						  MAXALIGN(NEAR_NS_BUCKETS * sizeof(int32)));
 }
 
 static inline NearBlock *
@@ -186,6 +202,7 @@ plan_part(Size part_bytes, uint32 *nentries, uint32 *nbuckets,
 	*nbuckets = pg_nextpower2_32(*nentries);
 	rest = part_bytes - part_header_size() -
 		MAXALIGN(*nbuckets * sizeof(int32)) -
+		MAXALIGN(NEAR_NS_BUCKETS * sizeof(int32)) -
 		MAXALIGN(*nentries * sizeof(NearEntry));
 	*nblocks = rest / NEAR_BLOCK_SIZE;
 }
@@ -234,6 +251,9 @@ cache_near_shmem_init(void)
 				  &near->nblocks);
 		/* one value cannot take more than an eighth of its partition */
 		near->max_blocks = near->nblocks / 8;
+		/* the postmaster's setting: only how well the index sorts keys */
+		near->ns_len = strlen(cache_key_prefix ? cache_key_prefix : "") +
+			NEAR_NS_HEAD;
 		pg_atomic_init_u64(&near->hits, 0);
 		pg_atomic_init_u64(&near->fills, 0);
 		pg_atomic_init_u64(&near->dropped, 0);
@@ -250,6 +270,8 @@ cache_near_shmem_init(void)
 			LWLockInitialize(&p->lock, tranche);
 			for (uint32 b = 0; b < near->nbuckets; b++)
 				buckets[b] = -1;
+			for (uint32 b = 0; b < NEAR_NS_BUCKETS; b++)
+				ns_buckets_of(p)[b] = -1;
 			memset(entries, 0, near->nentries * sizeof(NearEntry));
 			for (uint32 e = 0; e < near->nentries; e++)
 				entries[e].chain = (e + 1 < near->nentries) ? e + 1 : -1;
@@ -369,6 +391,19 @@ chain_write(NearPart *p, NearEntry *e, const char *a, Size alen,
 	}
 }
 
+/*
+ * The namespace index bucket of a Redis key: a hash of its first ns_len
+ * bytes (of all of it when shorter).  Every key that starts with a given
+ * string of ns_len bytes or more is in that string's bucket, so a bulk
+ * invalidation of such a prefix walks one chain, not the whole near-cache.
+ */
+static inline uint16
+ns_of(const char *rkey, Size len)
+{
+	return hash_bytes((const unsigned char *) rkey, Min(len, near->ns_len)) &
+		(NEAR_NS_BUCKETS - 1);
+}
+
 static int32
 find(NearPart *p, uint32 hash, const char *rkey, Size len)
 {
@@ -395,6 +430,12 @@ remove_entry(NearPart *p, int32 i)
 	while (*link != i)
 		link = &entries[*link].chain;
 	*link = e->chain;
+	if (e->ns_prev >= 0)
+		entries[e->ns_prev].ns_next = e->ns_next;
+	else
+		ns_buckets_of(p)[e->ns] = e->ns_next;
+	if (e->ns_next >= 0)
+		entries[e->ns_next].ns_prev = e->ns_prev;
 
 	/* its blocks go back as one piece: find the chain's end */
 	for (b = e->first; blocks[b].next >= 0; b = blocks[b].next)
@@ -461,6 +502,12 @@ add_entry(NearPart *p, uint32 hash, const char *a, Size alen,
 	e->visited = 0;
 	e->chain = *bucket;
 	*bucket = i;
+	e->ns = ns_of(a, alen);
+	e->ns_prev = -1;
+	e->ns_next = ns_buckets_of(p)[e->ns];
+	if (e->ns_next >= 0)
+		entries[e->ns_next].ns_prev = i;
+	ns_buckets_of(p)[e->ns] = i;
 	p->nused++;
 	return e;
 }
@@ -698,42 +745,59 @@ cache_near_invalidate_key(const char *rkey, size_t len)
 	LWLockRelease(&p->lock);
 }
 
+/* Does entry i match a bulk invalidation (see void_matching)? */
+static bool
+matches(NearPart *p, const NearEntry *e, const char *head, Size headlen,
+		const char *pattern, int patlen, char *buf)
+{
+	if (e->state == NEAR_FREE || e->keylen < headlen ||
+		!chain_equals(p, e, 0, head, headlen))
+		return false;
+	if (pattern == NULL)
+		return true;
+	chain_read(p, e, headlen, buf, e->keylen - headlen);
+	return cache_glob_match(pattern, patlen, buf, e->keylen - headlen);
+}
+
 /*
  * Removes every entry whose Redis key starts with "head" and, when pattern
- * is not NULL, whose rest matches it (Redis MATCH semantics).  Walks every
- * entry: bulk invalidations are rare next to reads.
+ * is not NULL, whose rest matches it (Redis MATCH semantics).  A head of
+ * ns_len bytes or more walks one chain of the namespace index per
+ * partition; a shorter one (a flush, a short prefix) walks every entry in
+ * use.
  */
 static void
 void_matching(const char *head, Size headlen, const char *pattern,
 			  int patlen)
 {
 	char	   *buf = NULL;
+	bool		indexed;
+	uint16		ns = 0;
 
 	if (near == NULL)
 		return;
 	if (pattern != NULL)
 		buf = palloc(NEAR_MAX_KEY);
+	indexed = (headlen >= near->ns_len);
+	if (indexed)
+		ns = ns_of(head, headlen);
 	for (int pi = 0; pi < NEAR_PARTITIONS; pi++)
 	{
 		NearPart   *p = part_at(pi);
 		NearEntry  *entries = entries_of(p);
 
 		LWLockAcquire(&p->lock, LW_EXCLUSIVE);
-		for (uint32 i = 0; i < near->nentries && p->nused > 0; i++)
+		/* every chain holds only entries in use: cheaper than every slot */
+		for (int b = indexed ? ns : 0; b < (indexed ? ns + 1 : NEAR_NS_BUCKETS); b++)
 		{
-			NearEntry  *e = &entries[i];
+			int32		next;
 
-			if (e->state == NEAR_FREE || e->keylen < headlen ||
-				!chain_equals(p, e, 0, head, headlen))
-				continue;
-			if (pattern != NULL)
+			for (int32 i = ns_buckets_of(p)[b]; i >= 0; i = next)
 			{
-				chain_read(p, e, headlen, buf, e->keylen - headlen);
-				if (!cache_glob_match(pattern, patlen, buf,
-									  e->keylen - headlen))
-					continue;
+				next = entries[i].ns_next;
+				if (matches(p, &entries[i], head, headlen, pattern, patlen, buf))
+					remove_entry(p, i);
 			}
-			remove_entry(p, i);
 		}
 		LWLockRelease(&p->lock);
 	}
