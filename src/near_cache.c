@@ -55,7 +55,6 @@
 #include "invalq.h"
 #include "miscadmin.h"
 #include "near_cache.h"
-#include "port/atomics.h"
 #include "port/pg_bitutils.h"
 #include "redis_tracking.h"
 #include "storage/lwlock.h"
@@ -131,10 +130,6 @@ typedef struct NearShared
 	uint32		nblocks;		/* per partition */
 	uint32		max_blocks;		/* an entry takes at most this many */
 	uint32		ns_len;			/* bytes of a Redis key the index hashes */
-	pg_atomic_uint64 hits;
-	pg_atomic_uint64 fills;		/* values kept */
-	pg_atomic_uint64 dropped;	/* fills an invalidation or epoch voided */
-	pg_atomic_uint64 evictions;
 } NearShared;
 
 int			cache_near_size_mb = 0;
@@ -254,10 +249,6 @@ cache_near_shmem_init(void)
 		/* the postmaster's setting: only how well the index sorts keys */
 		near->ns_len = strlen(cache_key_prefix ? cache_key_prefix : "") +
 			NEAR_NS_HEAD;
-		pg_atomic_init_u64(&near->hits, 0);
-		pg_atomic_init_u64(&near->fills, 0);
-		pg_atomic_init_u64(&near->dropped, 0);
-		pg_atomic_init_u64(&near->evictions, 0);
 		tranche = LWLockNewTrancheId();
 		for (int i = 0; i < NEAR_PARTITIONS; i++)
 		{
@@ -459,7 +450,6 @@ static void
 make_room(NearPart *p, uint32 nblocks)
 {
 	NearEntry  *entries = entries_of(p);
-	uint64		evicted = 0;
 
 	while (p->free_entry < 0 || p->nfree_blocks < nblocks)
 	{
@@ -475,10 +465,7 @@ make_room(NearPart *p, uint32 nblocks)
 			continue;
 		}
 		remove_entry(p, i);
-		evicted++;
 	}
-	if (evicted > 0)
-		pg_atomic_fetch_add_u64(&near->evictions, evicted);
 }
 
 /* A new entry holding a, then b; the caller sets its fields. */
@@ -608,10 +595,7 @@ cache_near_get(const char *rkey, size_t len, NearFill *fill)
 	}
 	LWLockRelease(&p->lock);
 	if (value != NULL)
-	{
-		pg_atomic_fetch_add_u64(&near->hits, 1);
 		return value;
-	}
 
 	/*
 	 * A miss: put a placeholder, unless another read is filling the key
@@ -626,7 +610,8 @@ cache_near_get(const char *rkey, size_t len, NearFill *fill)
 
 		if (e->state == NEAR_FILLING && e->ident == ident &&
 			!TimestampDifferenceExceeds(e->stamp, now,
-										2 * cache_redis_command_timeout))
+										Min(cache_redis_command_timeout,
+											INT_MAX / 2) * 2))
 		{
 			LWLockRelease(&p->lock);
 			return NULL;
@@ -713,7 +698,6 @@ cache_near_complete(NearFill *fill, const char *rkey, size_t len,
 		}
 	}
 	LWLockRelease(&p->lock);
-	pg_atomic_fetch_add_u64(kept ? &near->fills : &near->dropped, 1);
 
 	/*
 	 * A write whose invalidation is queued (Redis failed it) leaves the old
