@@ -135,6 +135,18 @@ ok(near_hit('users:by_id:7'), 'row key held');
 sql("UPDATE users SET name = 'bob' WHERE user_id = 7");
 is(get('users:by_id:7'), '<null>', 'a trigger\'s invalidation: a miss at once');
 
+# a write while Redis does not answer: its invalidation is queued, and the
+# near-cache does not answer for the key meanwhile, nor after delivery
+sql(q{INSERT INTO users VALUES (8, 'carl');
+      SELECT cache_set('users:by_id:8', 'carl', 0)});
+ok(near_hit('users:by_id:8'), 'queued: held');
+$redis->pause;
+sql("UPDATE users SET name = 'dan' WHERE user_id = 8");
+is(get('users:by_id:8'), '<null>', 'queued: a miss while Redis is paused');
+$redis->resume;
+fresh('users:by_id:8', '<null>', 'queued: after delivery');
+is($redis->cli('EXISTS', 'users:by_id:8'), '0', 'queued: delivered');
+
 # ---- another client's writes ----
 sql("SELECT cache_set('k2', 'old', 0)");
 ok(near_hit('k2'), 'overwrite: held');
