@@ -5,11 +5,14 @@
 #
 # Restarts PostgreSQL with cache_ext.redis_near_cache = $BENCH_NEAR_SIZE
 # (64MB), waits for the worker's tracking connection, reads every k:<i> once
-# through the Redis store, then, interleaved in each repetition:
+# through the Redis store, then $BENCH_NEAR_ROUNDS rounds (9) of short runs
+# ($BENCH_NEAR_SECS, 2 s), the order rotated each round, so that each figure
+# is compared with its neighbours while the load of a shared machine drifts:
 #   ce_get     pgbench, cache_get of a random k:<i> on the shared-memory store
 #   near_get   the same script on the Redis store: near-cache hits
-#   rb_get     redis-benchmark -t set,get -d 200 -r 10000 (its GET figure)
-#   near_mix   9 cache_get : 1 cache_set on the Redis store (own writes void)
+#   rb_get     redis-benchmark -t get -d 200 -r 10000 (200-byte values too)
+# then near_mix, 9 cache_get : 1 cache_set on the Redis store (own writes
+# void their keys), and the cost of one hit inside one query on each store.
 # The near-cache's hit ratio: 1 - (GETs Redis executed) / (cache_get calls),
 # from INFO commandstats and cache_stats() around the runs.  Invalidation
 # latency: another client (a raw socket) SETs a key the near-cache holds,
@@ -22,7 +25,13 @@
 
 NEAR_SIZE=${BENCH_NEAR_SIZE:-64MB}
 NEAR_LAT_N=${BENCH_NEAR_LAT_N:-40}
-[ "$QUICK" = 1 ] && NEAR_LAT_N=${BENCH_NEAR_LAT_N:-10}
+NEAR_ROUNDS=${BENCH_NEAR_ROUNDS:-9}     # a multiple of 3: each order as often
+NEAR_SECS=${BENCH_NEAR_SECS:-2}
+if [ "$QUICK" = 1 ]; then
+	NEAR_LAT_N=${BENCH_NEAR_LAT_N:-10}
+	NEAR_ROUNDS=${BENCH_NEAR_ROUNDS:-3}
+	NEAR_SECS=${BENCH_NEAR_SECS:-1}
+fi
 NEAR_MD=$BENCH_RAW/nearcache.md
 
 # near_restart SIZE: restart with that near-cache size, refill the shmem store
@@ -68,26 +77,45 @@ else
 	near_redis_sql -c "SELECT count(cache_get('k:' || i)) FROM generate_series(0, 9999) i" >/dev/null
 
 	bench_cmd nearcache "postgresql.conf: cache_ext.redis_near_cache = '$NEAR_SIZE' (restart); SET cache_ext.backend = redis; SELECT count(cache_get('k:' || i)) FROM generate_series(0, 9999) i -- warm"
-	bench_cmd nearcache "PGOPTIONS='' pgbench -h 127.0.0.1 -p \$PGPORT -U postgres -n -M prepared -T $SECS -c <c> -j <c> --no-vacuum -f bench/sql/ce_get.sql bench   # ce_get (shmem)"
+	bench_cmd nearcache "PGOPTIONS='' pgbench -h 127.0.0.1 -p \$PGPORT -U postgres -n -M prepared -T $NEAR_SECS -c <c> -j <c> --no-vacuum -f bench/sql/ce_get.sql bench   # ce_get (shmem); $NEAR_ROUNDS rounds of ce_get, near_get, rb_get, the order rotated each round"
 	bench_cmd nearcache "PGOPTIONS='-c cache_ext.backend=redis' pgbench ... -f bench/sql/ce_get.sql bench   # near_get"
-	bench_cmd nearcache "PGOPTIONS='-c cache_ext.backend=redis' pgbench ... -f bench/sql/ce_get.sql@9 -f bench/sql/ce_set.sql@1 bench   # near_mix"
-	bench_cmd nearcache "redis-benchmark -h 127.0.0.1 -p \$REDIS_PORT -t set,get -d 200 -r 10000 -c <c> -n $((SECS * 40000)) --csv   # rb_get: its GET"
+	bench_cmd nearcache "PGOPTIONS='-c cache_ext.backend=redis' pgbench ... -T $SECS -f bench/sql/ce_get.sql@9 -f bench/sql/ce_set.sql@1 bench   # near_mix, $REPS runs after the rounds"
+	bench_cmd nearcache "redis-benchmark -h 127.0.0.1 -p \$REDIS_PORT -t set -d 200 -r 10000 -n 100000 -q   # once: the keys redis-benchmark GETs, 200 bytes like k:<i>"
+	bench_cmd nearcache "redis-benchmark -h 127.0.0.1 -p \$REDIS_PORT -t get -d 200 -r 10000 -c <c> -n $((NEAR_SECS * 15000)) --csv   # rb_get"
 
+	# short runs, the order rotated in each round: on a shared machine the
+	# load drifts within seconds, so neighbours are compared
+	/usr/bin/redis-benchmark -h 127.0.0.1 -p "$RP" -t set -d 200 -r 10000 -n 100000 -q >/dev/null 2>&1
 	g_get=0 r_get=0 g_mix=0 r_mix=0
+	order=(ce_get near_get rb_get)
+	for round in $(seq 1 "$NEAR_ROUNDS"); do
+		for c in $CLIENTS; do
+			for w in "${order[@]}"; do
+				case $w in
+				ce_get)
+					BENCH_SECTION=nearcache bench_pgbench ce_get shmem "$c" "$round" "$NEAR_SECS" ce_get.sql
+					;;
+				near_get)
+					g0=$(near_redis_gets)
+					r0=$(near_redis_reads)
+					BENCH_SECTION=nearcache bench_pgbench near_get redis "$c" "$round" "$NEAR_SECS" ce_get.sql
+					g_get=$((g_get + $(near_redis_gets) - g0))
+					r_get=$((r_get + $(near_redis_reads) - r0))
+					;;
+				rb_get)
+					/usr/bin/redis-benchmark -h 127.0.0.1 -p "$RP" -t get -d 200 -r 10000 \
+						-c "$c" -n "$((NEAR_SECS * 15000))" --csv >"$BENCH_RAW/logs/nearcache-redis-benchmark-c$c-r$round.csv" 2>&1
+					rps=$(awk -F'"' '$2 == "GET" { print $4 }' "$BENCH_RAW/logs/nearcache-redis-benchmark-c$c-r$round.csv")
+					bench_record nearcache rb_get "$c" "$round" "$rps" rps
+					printf '  %-22s c=%s rep=%s  %10s rps\n' "redis-benchmark GET" "$c" "$round" "$rps"
+					;;
+				esac
+			done
+		done
+		order=("${order[@]:1}" "${order[0]}")
+	done
 	for rep in $(seq 1 "$REPS"); do
 		for c in $CLIENTS; do
-			BENCH_SECTION=nearcache bench_pgbench ce_get shmem "$c" "$rep" "$SECS" ce_get.sql
-			g0=$(near_redis_gets)
-			r0=$(near_redis_reads)
-			BENCH_SECTION=nearcache bench_pgbench near_get redis "$c" "$rep" "$SECS" ce_get.sql
-			g_get=$((g_get + $(near_redis_gets) - g0))
-			r_get=$((r_get + $(near_redis_reads) - r0))
-			n=$((SECS * 40000))
-			/usr/bin/redis-benchmark -h 127.0.0.1 -p "$RP" -t set,get -d 200 -r 10000 \
-				-c "$c" -n "$n" --csv >"$BENCH_RAW/logs/nearcache-redis-benchmark-c$c-r$rep.csv" 2>&1
-			rps=$(awk -F'"' '$2 == "GET" { print $4 }' "$BENCH_RAW/logs/nearcache-redis-benchmark-c$c-r$rep.csv")
-			bench_record nearcache rb_get "$c" "$rep" "$rps" rps
-			printf '  %-22s c=%s rep=%s  %10s rps\n' "redis-benchmark GET" "$c" "$rep" "$rps"
 			g0=$(near_redis_gets)
 			r0=$(near_redis_reads)
 			BENCH_SECTION=nearcache bench_pgbench near_mix redis "$c" "$rep" "$SECS" ce_get.sql@9 ce_set.sql@1
@@ -101,6 +129,18 @@ else
 			"$(awk -v g="$g" -v r="$r" 'BEGIN { printf "%.4f", (r > 0 ? 1 - g / r : 0) }')" ratio \
 			"cache_get calls $r, GETs at Redis $g"
 	done
+
+	# the cost of one hit inside one query, where scheduling counts least
+	ce_log "near-cache: cost per cache_get hit inside one query"
+	q="SELECT count(cache_get('k:' || (i % 10000))) FROM generate_series(1, 200000) i"
+	bench_cmd nearcache "in one query, shmem then Redis store + near-cache, $NEAR_ROUNDS times: SELECT bench_ms('$q')"
+	for round in $(seq 1 "$NEAR_ROUNDS"); do
+		for store in shmem redis; do
+			ms=$(bench_sql -c "SET cache_ext.backend = $store" -c "SELECT bench_ms(\$\$$q\$\$)")
+			bench_record nearcache "inquery_$store" 1 "$round" "$(awk -v ms="$ms" 'BEGIN { printf "%.1f", ms * 1e6 / 200000 }')" ns/call
+		done
+	done
+	awk -F'\t' '$1 == "nearcache" && $2 ~ /^inquery/ { printf "  %-16s round %s  %8s ns/call\n", $2, $4, $5 }' "$BENCH_TSV"
 
 	# invalidation latency: a write by another Redis client until a read misses
 	ce_log "near-cache: invalidation latency ($NEAR_LAT_N writes by another client)"
@@ -163,42 +203,46 @@ else
 		import statistics, sys
 		tsv, out, clients = sys.argv[1], sys.argv[2], sys.argv[3].split()
 		rows = [l.rstrip("\n").split("\t") for l in open(tsv) if l.startswith("nearcache\t")]
-		def vals(name, c):
-		    return [float(r[4]) for r in rows if r[1] == name and r[2] == c and r[4] not in ("", "-")]
+		def byround(name, c):
+		    return {r[3]: float(r[4]) for r in rows if r[1] == name and r[2] == c and r[4] not in ("", "-")}
 		def med(name, c):
-		    v = vals(name, c)
+		    v = list(byround(name, c).values())
 		    return statistics.median(v) if v else None
+		def ratios(a, b, c):
+		    x, y = byround(a, c), byround(b, c)
+		    return [x[k] / y[k] for k in sorted(x, key=int) if k in y and y[k]]
 		def note(name):
 		    return next((r[6] for r in rows if r[1] == name), "")
 		def f(x, d=0):
 		    return "-" if x is None else ("{:,.%df}" % d).format(x)
-		def ratio(a, b):
-		    return "-" if a is None or not b else "%.2f×" % (a / b)
+		def rat(v):
+		    return "-" if not v else "**%.2f×** (%s)" % (statistics.median(v), ", ".join("%.2f" % x for x in v))
 		w = open(out, "w")
 		w.write("\n## Near-cache (cache_ext.redis_near_cache)\n\n")
-		w.write("Medians of the interleaved runs (tps for pgbench, rps for redis-benchmark); "
-		        "the ratios are of these medians, and per repetition in brackets.\n\n")
-		w.write("| clients | ce_get (shmem) | near_get (Redis store + near-cache) | redis-benchmark GET | near / shmem | near / redis-benchmark | near_mix (9 get : 1 set) | Redis store, near-cache off | shmem, after the restart |\n")
-		w.write("|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n")
+		w.write("Short runs in rotated order; medians, and the median of the ratios of each round's "
+		        "neighbouring runs (every round's ratio in brackets).\n\n")
+		w.write("| clients | ce_get (shmem) tps | near_get (Redis store + near-cache) tps | redis-benchmark GET rps | near / shmem | near / redis-benchmark |\n")
+		w.write("|---:|---:|---:|---:|---|---|\n")
 		for c in clients:
-		    a, n, b = vals("ce_get", c), vals("near_get", c), vals("rb_get", c)
-		    per_s = ", ".join("%.2f" % (x / y) for x, y in zip(n, a) if y)
-		    per_r = ", ".join("%.2f" % (x / y) for x, y in zip(n, b) if y)
-		    w.write("| %s | %s | %s | %s | %s [%s] | %s [%s] | %s | %s | %s |\n" % (
+		    w.write("| %s | %s | %s | %s | %s | %s |\n" % (
 		        c, f(med("ce_get", c)), f(med("near_get", c)), f(med("rb_get", c)),
-		        ratio(med("near_get", c), med("ce_get", c)), per_s,
-		        ratio(med("near_get", c), med("rb_get", c)), per_r,
-		        f(med("near_mix", c)), f(med("redis_get_nonear", c)), f(med("ce_get_nonear", c))))
+		        rat(ratios("near_get", "ce_get", c)), rat(ratios("near_get", "rb_get", c))))
 		w.write("\nTargets (issue 14): near-cache hit ≥ 0.9× the shared-memory store's cache_get, "
 		        "≥ 1.0× redis-benchmark GET at 1 client.\n\n")
+		sh, nr = med("inquery_shmem", "1"), med("inquery_redis", "1")
+		w.write("- One hit inside one query (200,000 cache_get, median of the rounds): shmem %s ns, "
+		        "Redis store + near-cache %s ns (%s)\n" % (f(sh), f(nr), "-" if not sh or not nr else "%.2f× the time" % (nr / sh)))
+		for c in clients:
+		    w.write("- %s client(s): near_mix (9 get : 1 set, Redis store + near-cache) %s tps; "
+		            "after a restart without the near-cache: Redis store cache_get %s tps, shmem %s tps (not interleaved with the above)\n" % (
+		                c, f(med("near_mix", c)), f(med("redis_get_nonear", c)), f(med("ce_get_nonear", c))))
 		for name, what in (("hit_ratio_get", "near_get (10k keys, all read)"),
 		                   ("hit_ratio_mix", "near_mix (each set voids its key)")):
-		    v = vals(name, "0")
+		    v = [float(r[4]) for r in rows if r[1] == name and r[4]]
 		    w.write("- Near-cache hit ratio, %s: %s (%s)\n" % (what, "-" if not v else "%.1f%%" % (100 * v[0]), note(name)))
-		v = vals("inval_latency_median", "1")
+		v = [float(r[4]) for r in rows if r[1] == "inval_latency_median" and r[4] not in ("", "-")]
 		w.write("- Invalidation latency, a SET by another Redis client until a read here misses: median %s ms (%s)\n" % (
 		    "-" if not v else "%.2f" % v[0], note("inval_latency_median")))
-		w.write("\nThe near-cache-off columns ran after a restart, not interleaved with the others.\n")
 	EOF
 	cat "$NEAR_MD"
 

@@ -50,6 +50,8 @@
  */
 #include "postgres.h"
 
+#include <time.h>
+
 #include "cache_ext.h"
 #include "common/hashfn.h"
 #include "invalq.h"
@@ -63,10 +65,13 @@
 #include "utils/timestamp.h"
 
 #define NEAR_PARTITIONS		32	/* a power of two */
-#define NEAR_BLOCK_SIZE		128
+/* one block holds a key and a value of a few hundred bytes: one chain hop */
+#define NEAR_BLOCK_SIZE		256
 #define NEAR_BLOCK_DATA		(NEAR_BLOCK_SIZE - sizeof(int32))
 /* one entry per this many bytes of a partition: values of a few hundred */
 #define NEAR_BYTES_PER_ENTRY 512
+/* the parts of a partition start on cache lines */
+#define LINEALIGN(x)		TYPEALIGN(PG_CACHE_LINE_SIZE, (x))
 /* Redis keys longer than this are not kept (a cache key is <= 1024) */
 #define NEAR_MAX_KEY		(CACHE_MAX_KEY_LEN + 1024)
 /* chains of the namespace index, per partition (a power of two) */
@@ -87,6 +92,7 @@ typedef struct NearBlock
 	char		data[NEAR_BLOCK_DATA];
 } NearBlock;
 
+/* 64 bytes: one cache line */
 typedef struct NearEntry
 {
 	uint32		hash;
@@ -94,10 +100,10 @@ typedef struct NearEntry
 	int32		first;			/* first block: the key, then the value */
 	int32		ns_prev;		/* namespace index chain (doubly linked) */
 	int32		ns_next;
-	uint16		ns;				/* its namespace index bucket */
 	uint32		keylen;
 	uint32		vallen;
 	uint32		ident;			/* hash of the redis_url and key_prefix */
+	uint16		ns;				/* its namespace index bucket */
 	uint8		state;			/* NearState */
 
 	/*
@@ -110,6 +116,9 @@ typedef struct NearEntry
 	uint64		token;			/* NEAR_FILLING: whose placeholder */
 	TimestampTz stamp;			/* FILLING: when it began; VALUE: expiry or 0 */
 } NearEntry;
+
+StaticAssertDecl(sizeof(NearEntry) <= PG_CACHE_LINE_SIZE,
+				 "a near-cache entry should fit in a cache line");
 
 typedef struct NearPart
 {
@@ -141,13 +150,13 @@ static NearShared *near = NULL;
 static Size
 part_header_size(void)
 {
-	return MAXALIGN(sizeof(NearPart));
+	return LINEALIGN(sizeof(NearPart));
 }
 
 static inline NearPart *
 part_at(int i)
 {
-	return (NearPart *) ((char *) near + MAXALIGN(sizeof(NearShared)) +
+	return (NearPart *) ((char *) near + LINEALIGN(sizeof(NearShared)) +
 						 i * near->part_bytes);
 }
 
@@ -162,21 +171,21 @@ static inline int32 *
 ns_buckets_of(NearPart *p)
 {
 	return (int32 *) ((char *) buckets_of(p) +
-					  MAXALIGN(near->nbuckets * sizeof(int32)));
+					  LINEALIGN(near->nbuckets * sizeof(int32)));
 }
 
 static inline NearEntry *
 entries_of(NearPart *p)
 {
 	return (NearEntry *) ((char *) ns_buckets_of(p) +
-						  MAXALIGN(NEAR_NS_BUCKETS * sizeof(int32)));
+						  LINEALIGN(NEAR_NS_BUCKETS * sizeof(int32)));
 }
 
 static inline NearBlock *
 blocks_of(NearPart *p)
 {
 	return (NearBlock *) ((char *) entries_of(p) +
-						  MAXALIGN(near->nentries * sizeof(NearEntry)));
+						  LINEALIGN(near->nentries * sizeof(NearEntry)));
 }
 
 static inline NearPart *
@@ -196,9 +205,9 @@ plan_part(Size part_bytes, uint32 *nentries, uint32 *nbuckets,
 	*nentries = Max(part_bytes / NEAR_BYTES_PER_ENTRY, 8);
 	*nbuckets = pg_nextpower2_32(*nentries);
 	rest = part_bytes - part_header_size() -
-		MAXALIGN(*nbuckets * sizeof(int32)) -
-		MAXALIGN(NEAR_NS_BUCKETS * sizeof(int32)) -
-		MAXALIGN(*nentries * sizeof(NearEntry));
+		LINEALIGN(*nbuckets * sizeof(int32)) -
+		LINEALIGN(NEAR_NS_BUCKETS * sizeof(int32)) -
+		LINEALIGN(*nentries * sizeof(NearEntry));
 	*nblocks = rest / NEAR_BLOCK_SIZE;
 }
 
@@ -222,7 +231,7 @@ cache_near_shmem_size(void)
 {
 	if (cache_near_size_mb <= 0)
 		return 0;
-	return MAXALIGN(sizeof(NearShared)) +
+	return LINEALIGN(sizeof(NearShared)) +
 		(Size) cache_near_size_mb * 1024 * 1024;
 }
 
@@ -236,7 +245,7 @@ cache_near_shmem_init(void)
 	if (cache_near_size_mb <= 0)
 		return;
 	part_bytes = ((Size) cache_near_size_mb * 1024 * 1024 / NEAR_PARTITIONS) &
-		~((Size) MAXIMUM_ALIGNOF - 1);
+		~((Size) PG_CACHE_LINE_SIZE - 1);
 	near = ShmemInitStruct("cache_ext near-cache", cache_near_shmem_size(),
 						   &found);
 	if (!found)
@@ -528,6 +537,11 @@ guc_record(const char *name)
 static uint32
 session_ident(void)
 {
+	/* the last settings seen, and their identity */
+	static char url_seen[1024];
+	static char prefix_seen[1024];
+	static uint32 ident_seen = 0;
+	const char *url = cache_redis_url_raw();
 	uint32		h;
 
 	if (url_guc == NULL)
@@ -538,11 +552,47 @@ session_ident(void)
 	if (url_guc->source > PGC_S_ARGV || prefix_guc->source > PGC_S_ARGV ||
 		!cache_redis_configured())
 		return 0;
-	h = hash_bytes((const unsigned char *) cache_redis_url_raw(),
-				   strlen(cache_redis_url_raw()));
+	if (ident_seen != 0 && strcmp(url, url_seen) == 0 &&
+		strcmp(cache_key_prefix, prefix_seen) == 0)
+		return ident_seen;
+	h = hash_bytes((const unsigned char *) url, strlen(url));
 	h = hash_combine(h, hash_bytes((const unsigned char *) cache_key_prefix,
 								   strlen(cache_key_prefix)));
-	return h == 0 ? 1 : h;
+	h = (h == 0) ? 1 : h;
+	/* settings too long to remember are hashed again at every call */
+	if (strlen(url) < sizeof(url_seen) &&
+		strlen(cache_key_prefix) < sizeof(prefix_seen))
+	{
+		strcpy(url_seen, url);
+		strcpy(prefix_seen, cache_key_prefix);
+		ident_seen = h;
+	}
+	return h;
+}
+
+/*
+ * The time for expiry checks on the read path: the coarse clock costs a
+ * fraction of gettimeofday() but runs up to a tick behind, so it is taken
+ * a tick ahead: an entry is never served past the TTL that PTTL gave.
+ */
+static inline TimestampTz
+coarse_now_ahead(void)
+{
+	static int64 tick_us = -1;
+	struct timespec ts;
+
+	if (tick_us < 0)
+	{
+		if (clock_getres(CLOCK_REALTIME_COARSE, &ts) == 0)
+			tick_us = (int64) ts.tv_sec * USECS_PER_SEC + ts.tv_nsec / 1000 + 1;
+		else
+			tick_us = USECS_PER_SEC;	/* no such clock: every TTL misses */
+	}
+	if (clock_gettime(CLOCK_REALTIME_COARSE, &ts) != 0)
+		return PG_INT64_MAX;
+	return ((TimestampTz) ts.tv_sec -
+			((POSTGRES_EPOCH_JDATE - UNIX_EPOCH_JDATE) * SECS_PER_DAY)) *
+		USECS_PER_SEC + ts.tv_nsec / 1000 + tick_us;
 }
 
 static inline uint32
@@ -572,7 +622,6 @@ cache_near_get(const char *rkey, size_t len, NearFill *fill)
 		return NULL;
 	hash = key_hash(rkey, len);
 	p = part_of(hash);
-	now = GetCurrentTimestamp();
 
 	LWLockAcquire(&p->lock, LW_SHARED);
 	i = find(p, hash, rkey, len);
@@ -581,7 +630,7 @@ cache_near_get(const char *rkey, size_t len, NearFill *fill)
 		NearEntry  *e = &entries_of(p)[i];
 
 		if (e->state == NEAR_VALUE && e->ident == ident && e->epoch == epoch &&
-			(e->stamp == 0 || e->stamp > now))
+			(e->stamp == 0 || e->stamp > coarse_now_ahead()))
 		{
 			value = palloc_extended(VARHDRSZ + e->vallen, MCXT_ALLOC_NO_OOM);
 			if (value != NULL)
@@ -602,6 +651,7 @@ cache_near_get(const char *rkey, size_t len, NearFill *fill)
 	 * already (one that has not given up on it: a read cut short by an
 	 * ERROR leaves its placeholder behind).
 	 */
+	now = GetCurrentTimestamp();
 	LWLockAcquire(&p->lock, LW_EXCLUSIVE);
 	i = find(p, hash, rkey, len);
 	if (i >= 0)
