@@ -123,6 +123,8 @@ StaticAssertDecl(sizeof(NearEntry) <= PG_CACHE_LINE_SIZE,
 typedef struct NearPart
 {
 	LWLock		lock;
+	/* odd while a writer (under the exclusive lock) changes the partition */
+	pg_atomic_uint32 seq;
 	int32		free_entry;		/* free list of entries, through chain */
 	int32		free_block;		/* free list of blocks, through next */
 	uint32		nfree_blocks;
@@ -268,6 +270,7 @@ cache_near_shmem_init(void)
 
 			memset(p, 0, sizeof(NearPart));
 			LWLockInitialize(&p->lock, tranche);
+			pg_atomic_init_u32(&p->seq, 0);
 			for (uint32 b = 0; b < near->nbuckets; b++)
 				buckets[b] = -1;
 			for (uint32 b = 0; b < NEAR_NS_BUCKETS; b++)
@@ -286,6 +289,31 @@ cache_near_shmem_init(void)
 }
 
 /* ---- entries (the partition's lock held) ---- */
+
+/*
+ * Writers take the exclusive lock and keep the partition's sequence odd
+ * while they change it: readers that copied a value without the lock check
+ * that it did not change meanwhile (read_unlocked).
+ */
+static inline void
+write_begin(NearPart *p)
+{
+	uint32		s;
+
+	LWLockAcquire(&p->lock, LW_EXCLUSIVE);
+	/* odd already if a writer was cut short by an ERROR: odd and new */
+	s = pg_atomic_read_u32(&p->seq);
+	pg_atomic_write_u32(&p->seq, (s & 1) ? s + 2 : s + 1);
+	pg_write_barrier();
+}
+
+static inline void
+write_end(NearPart *p)
+{
+	pg_write_barrier();
+	pg_atomic_write_u32(&p->seq, pg_atomic_read_u32(&p->seq) + 1);
+	LWLockRelease(&p->lock);
+}
 
 static inline uint32
 blocks_for(Size bytes)
@@ -603,6 +631,136 @@ key_hash(const char *rkey, Size len)
 
 /* ---- reads ---- */
 
+typedef enum NearRead
+{
+	NEAR_READ_HIT,
+	NEAR_READ_MISS,
+	NEAR_READ_RACED				/* a writer came by: read under the lock */
+} NearRead;
+
+/*
+ * Compares, or copies out, len bytes at offset "off" of the chain that
+ * starts at block b, without the lock: every block number is checked, so a
+ * chain that a writer is changing cannot lead out of the arena; the caller
+ * checks the partition's sequence afterwards.  -1: the chain is broken.
+ */
+static int
+chain_unlocked(NearPart *p, int32 b, Size off, const char *cmp, char *dst,
+			   Size len)
+{
+	NearBlock  *blocks = blocks_of(p);
+	uint32		hops = 0;
+
+	while (len > 0)
+	{
+		Size		n;
+
+		if (b < 0 || (uint32) b >= near->nblocks || hops++ > near->max_blocks)
+			return -1;
+		if (off >= NEAR_BLOCK_DATA)
+		{
+			off -= NEAR_BLOCK_DATA;
+			b = *(volatile int32 *) &blocks[b].next;
+			continue;
+		}
+		n = Min(len, NEAR_BLOCK_DATA - off);
+		if (cmp != NULL)
+		{
+			if (memcmp(blocks[b].data + off, cmp, n) != 0)
+				return 0;
+			cmp += n;
+		}
+		else
+		{
+			memcpy(dst, blocks[b].data + off, n);
+			dst += n;
+		}
+		len -= n;
+		off = 0;
+		b = *(volatile int32 *) &blocks[b].next;
+	}
+	return 1;
+}
+
+/*
+ * A hit without taking the lock (a seqlock read): hits then cost no write
+ * to shared memory, and readers never wait for one another.  RACED when a
+ * writer was in the partition, or came by while this read.
+ */
+static NearRead
+read_unlocked(NearPart *p, uint32 hash, const char *rkey, Size len,
+			  uint32 ident, uint64 epoch, text **result)
+{
+	NearEntry  *entries = entries_of(p);
+	uint32		s = pg_atomic_read_u32(&p->seq);
+	uint32		steps = 0;
+	int32		i;
+	volatile NearEntry *e = NULL;
+	uint8		state = NEAR_FREE;
+	uint32		e_ident = 0;
+	uint64		e_epoch = 0;
+	TimestampTz stamp = 0;
+	int32		first = -1;
+	uint32		vallen = 0;
+	text	   *t;
+	int			copied;
+
+	if (s & 1)
+		return NEAR_READ_RACED;
+	pg_read_barrier();
+	i = *(volatile int32 *) &buckets_of(p)[hash & (near->nbuckets - 1)];
+	while (i >= 0)
+	{
+		int			r;
+
+		if ((uint32) i >= near->nentries || steps++ > near->nentries)
+			return NEAR_READ_RACED;
+		e = &entries[i];
+		if (e->hash == hash && e->keylen == len)
+		{
+			r = chain_unlocked(p, e->first, 0, rkey, NULL, len);
+			if (r < 0)
+				return NEAR_READ_RACED;
+			if (r == 1)
+				break;
+		}
+		i = e->chain;
+	}
+	if (i >= 0)
+	{
+		state = e->state;
+		e_ident = e->ident;
+		e_epoch = e->epoch;
+		stamp = e->stamp;
+		first = e->first;
+		vallen = e->vallen;
+	}
+	pg_read_barrier();
+	if (pg_atomic_read_u32(&p->seq) != s)
+		return NEAR_READ_RACED;
+	if (i < 0 || state != NEAR_VALUE || e_ident != ident || e_epoch != epoch ||
+		(stamp != 0 && stamp <= coarse_now_ahead()))
+		return NEAR_READ_MISS;
+
+	/* the fields were consistent: vallen is what a fill stored */
+	if (vallen > near->max_blocks * NEAR_BLOCK_DATA)
+		return NEAR_READ_RACED;
+	t = palloc(VARHDRSZ + vallen);
+	SET_VARSIZE(t, VARHDRSZ + vallen);
+	copied = chain_unlocked(p, first, len, NULL, VARDATA(t), vallen);
+	pg_read_barrier();
+	if (copied != 1 || pg_atomic_read_u32(&p->seq) != s)
+	{
+		pfree(t);
+		return NEAR_READ_RACED;
+	}
+	/* the entry may have been reused since: a wrong bit, no harm */
+	if (!e->visited)
+		e->visited = 1;
+	*result = t;
+	return NEAR_READ_HIT;
+}
+
 text *
 cache_near_get(const char *rkey, size_t len, NearFill *fill)
 {
@@ -622,6 +780,16 @@ cache_near_get(const char *rkey, size_t len, NearFill *fill)
 		return NULL;
 	hash = key_hash(rkey, len);
 	p = part_of(hash);
+
+	switch (read_unlocked(p, hash, rkey, len, ident, epoch, &value))
+	{
+		case NEAR_READ_HIT:
+			return value;
+		case NEAR_READ_MISS:
+			goto miss;
+		case NEAR_READ_RACED:
+			break;
+	}
 
 	LWLockAcquire(&p->lock, LW_SHARED);
 	i = find(p, hash, rkey, len);
@@ -651,8 +819,9 @@ cache_near_get(const char *rkey, size_t len, NearFill *fill)
 	 * already (one that has not given up on it: a read cut short by an
 	 * ERROR leaves its placeholder behind).
 	 */
+miss:
 	now = GetCurrentTimestamp();
-	LWLockAcquire(&p->lock, LW_EXCLUSIVE);
+	write_begin(p);
 	i = find(p, hash, rkey, len);
 	if (i >= 0)
 	{
@@ -663,7 +832,7 @@ cache_near_get(const char *rkey, size_t len, NearFill *fill)
 										Min(cache_redis_command_timeout,
 											INT_MAX / 2) * 2))
 		{
-			LWLockRelease(&p->lock);
+			write_end(p);
 			return NULL;
 		}
 		remove_entry(p, i);
@@ -682,7 +851,7 @@ cache_near_get(const char *rkey, size_t len, NearFill *fill)
 		fill->token = e->token;
 		fill->sent_at = now;
 	}
-	LWLockRelease(&p->lock);
+	write_end(p);
 	return NULL;
 }
 
@@ -692,12 +861,12 @@ cancel_fill(NearPart *p, NearFill *fill, const char *rkey, Size len)
 {
 	int32		i;
 
-	LWLockAcquire(&p->lock, LW_EXCLUSIVE);
+	write_begin(p);
 	i = find(p, fill->hash, rkey, len);
 	if (i >= 0 && entries_of(p)[i].state == NEAR_FILLING &&
 		entries_of(p)[i].token == fill->token)
 		remove_entry(p, i);
-	LWLockRelease(&p->lock);
+	write_end(p);
 }
 
 void
@@ -723,7 +892,7 @@ cache_near_complete(NearFill *fill, const char *rkey, size_t len,
 		return;
 	}
 
-	LWLockAcquire(&p->lock, LW_EXCLUSIVE);
+	write_begin(p);
 	i = find(p, fill->hash, rkey, len);
 	if (i >= 0)
 	{
@@ -747,7 +916,7 @@ cache_near_complete(NearFill *fill, const char *rkey, size_t len,
 			}
 		}
 	}
-	LWLockRelease(&p->lock);
+	write_end(p);
 
 	/*
 	 * A write whose invalidation is queued (Redis failed it) leaves the old
@@ -772,11 +941,11 @@ cache_near_invalidate_key(const char *rkey, size_t len)
 		return;
 	hash = key_hash(rkey, len);
 	p = part_of(hash);
-	LWLockAcquire(&p->lock, LW_EXCLUSIVE);
+	write_begin(p);
 	i = find(p, hash, rkey, len);
 	if (i >= 0)
 		remove_entry(p, i);
-	LWLockRelease(&p->lock);
+	write_end(p);
 }
 
 /* Does entry i match a bulk invalidation (see void_matching)? */
@@ -820,7 +989,7 @@ void_matching(const char *head, Size headlen, const char *pattern,
 		NearPart   *p = part_at(pi);
 		NearEntry  *entries = entries_of(p);
 
-		LWLockAcquire(&p->lock, LW_EXCLUSIVE);
+		write_begin(p);
 		/* every chain holds only entries in use: cheaper than every slot */
 		for (int b = indexed ? ns : 0; b < (indexed ? ns + 1 : NEAR_NS_BUCKETS); b++)
 		{
@@ -833,7 +1002,7 @@ void_matching(const char *head, Size headlen, const char *pattern,
 					remove_entry(p, i);
 			}
 		}
-		LWLockRelease(&p->lock);
+		write_end(p);
 	}
 	if (buf)
 		pfree(buf);
