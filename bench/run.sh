@@ -20,7 +20,7 @@
 #   BENCH_SECS=4         seconds per pgbench run
 #   BENCH_REPS=3         repetitions of every pgbench run (the median is reported)
 #   BENCH_CLIENTS="1 2"  client counts
-#   BENCH_SECTIONS="pgbench malloc inquery memory invalidate zipf writes nearcache"
+#   BENCH_SECTIONS="pgbench malloc inquery memory invalidate zipf writes redisscale nearcache"
 #   BENCH_TPCB_SCALE=10  pgbench -i scale of the writes section
 #   BENCH_TPCB_MODE=simple  its pgbench query mode (simple, extended, prepared)
 #   BENCH_TPCB_REPS      its repetitions at the first client count (2 x BENCH_REPS)
@@ -51,7 +51,7 @@ else
 	ZIPF_LEN=1000000
 fi
 CLIENTS=${BENCH_CLIENTS:-1 2}
-ALL_SECTIONS="pgbench malloc inquery memory invalidate zipf writes nearcache"
+ALL_SECTIONS="pgbench malloc inquery memory invalidate zipf writes redisscale nearcache"
 SECTIONS=${BENCH_SECTIONS:-$ALL_SECTIONS}
 ZIPF_N=${BENCH_ZIPF_N:-300000}
 ZIPF_S=${BENCH_ZIPF_S:-1.1}
@@ -725,9 +725,18 @@ if has_section writes; then
 fi
 
 # ---------------------------------------------------------------------------
+# 3g. Redis at scale (issue 14): bench/redis_scale.sh
+
+if has_section redisscale; then
+	# shellcheck source=bench/redis_scale.sh
+	. "$CE_ROOT/bench/redis_scale.sh"
+fi
+
+# ---------------------------------------------------------------------------
 # 3h. the near-cache of Redis values (bench/near_cache.sh)
 
 if has_section nearcache; then
+	# shellcheck source=bench/near_cache.sh
 	. "$CE_ROOT/bench/near_cache.sh"
 fi
 

@@ -28,13 +28,18 @@
  * may break it makes the namespaces concerned pending again, to be refilled:
  * a lost or replaced tracking connection (notifications missed), a FLUSH,
  * a key that does not fit (the directory is full, or the key is longer than
- * an entry holds: overflow, retried after OVERFLOW_RETRY_MS).
+ * an entry holds: overflow, retried after OVERFLOW_RETRY_MS, doubled at
+ * each overflow in a row up to OVERFLOW_RETRY_MAX_MS, so that a namespace
+ * that does not fit costs Redis one background SCAN every few minutes).
  *
  * Dead entries are pruned lazily: after a session's UNLINK, an entry is
  * removed unless a notification consumed after the UNLINK was sent touched
  * it (its key may have been written again since: then it stays).  Each
  * entry records the sequence number of the last notification that named
  * it, and the session notes the count consumed before sending.
+ *
+ * At most MAX_NAMESPACES are kept: a new one takes the place of the least
+ * recently used (evict_ns()).
  *
  * Each key sits in one list, that of the longest namespace that matches
  * it.  The keys under a prefix P are then in the lists of the namespaces
@@ -70,9 +75,11 @@
 #define URL_MAX				1024
 #define PREFIX_MAX			256
 #define NONE				PG_UINT32_MAX
-#define OVERFLOW_RETRY_MS	10000
+#define OVERFLOW_RETRY_MS	10000	/* doubled at each overflow in a row */
+#define OVERFLOW_RETRY_MAX_MS	(5 * 60 * 1000)
 #define FILL_RETRY_MS		1000
 #define FILL_COUNT			"1000"
+#define NOTE_BATCH			1024	/* keys noted per lock hold */
 
 #define WHAT_FILL			"list keys"
 
@@ -90,6 +97,8 @@ typedef struct KeyNs
 	uint16		len;
 	uint32		head;			/* first entry of its list */
 	uint32		nkeys;
+	uint32		overflows;		/* in a row, for the back-off */
+	pg_atomic_uint64 last_used; /* TimestampTz: the least used is evicted */
 	TimestampTz not_before;
 	char		prefix[NS_PREFIX_MAX];
 } KeyNs;
@@ -209,6 +218,8 @@ cache_keydir_shmem_init(void)
 	if (!found)
 	{
 		memset(dir, 0, sizeof(KeyDir));
+		for (int i = 0; i < MAX_NAMESPACES; i++)
+			pg_atomic_init_u64(&dir->ns[i].last_used, 0);
 		LWLockInitialize(&dir->lock, LWLockNewTrancheId());
 		dir->capacity = cap;
 		dir->nbuckets = cap;
@@ -226,19 +237,26 @@ has_prefix(const char *s, size_t len, const char *prefix, size_t plen)
 	return len >= plen && memcmp(s, prefix, plen) == 0;
 }
 
-/* The longest namespace in use that key starts with, or -1. */
+/*
+ * The longest namespace in use that key starts with, or -1; *needed: one
+ * of those it is under is complete or being filled, and so relies on the
+ * directory listing it (a pending one will find it with its SCAN).
+ */
 static int
-longest_ns(const char *key, size_t len)
+longest_ns(const char *key, size_t len, bool *needed)
 {
 	int			best = -1;
 
+	*needed = false;
 	for (int i = 0; i < dir->nns; i++)
 	{
 		KeyNs	   *ns = &dir->ns[i];
 
-		if (ns->state != NS_FREE &&
-			(best < 0 || ns->len > dir->ns[best].len) &&
-			has_prefix(key, len, ns->prefix, ns->len))
+		if (ns->state == NS_FREE || !has_prefix(key, len, ns->prefix, ns->len))
+			continue;
+		if (ns->state != NS_PENDING)
+			*needed = true;
+		if (best < 0 || ns->len > dir->ns[best].len)
 			best = i;
 	}
 	return best;
@@ -319,13 +337,20 @@ overflow(const char *key, size_t len)
 	for (int i = 0; i < dir->nns; i++)
 	{
 		KeyNs	   *ns = &dir->ns[i];
+		int64		delay = OVERFLOW_RETRY_MS;
 
 		if (ns->state == NS_FREE || !has_prefix(key, len, ns->prefix, ns->len))
 			continue;
 		while (ns->head != NONE)
 			remove_entry(ns->head);
+		if (ns->state == NS_PENDING)
+			continue;			/* already waiting for its retry */
+		for (uint32 n = 0; n < ns->overflows && delay < OVERFLOW_RETRY_MAX_MS; n++)
+			delay *= 2;
+		ns->overflows++;
 		ns->state = NS_PENDING;
-		ns->not_before = TimestampTzPlusMilliseconds(now, OVERFLOW_RETRY_MS);
+		ns->not_before = TimestampTzPlusMilliseconds(now,
+													 Min(delay, OVERFLOW_RETRY_MAX_MS));
 	}
 	if (TimestampDifferenceExceeds(last_overflow_log, now, 60000))
 	{
@@ -342,7 +367,8 @@ overflow(const char *key, size_t len)
 static void
 note_key(const char *key, size_t len, uint64 seq)
 {
-	int			nsi = longest_ns(key, len);
+	bool		needed;
+	int			nsi = longest_ns(key, len, &needed);
 	uint32		e;
 	DirEntry   *d;
 
@@ -361,6 +387,8 @@ note_key(const char *key, size_t len, uint64 seq)
 		}
 		return;
 	}
+	if (!needed)
+		return;
 	if (len > KEY_MAX || dir->free == NONE)
 	{
 		overflow(key, len);
@@ -433,14 +461,26 @@ cache_keydir_flushed(void)
 	LWLockRelease(&dir->lock);
 }
 
+/*
+ * The keys of one notification.  The lock is taken once per batch, not per
+ * key: a bulk write elsewhere names thousands of keys at once.
+ */
 void
-cache_keydir_note_key(const char *key, size_t len, uint64 seq)
+cache_keydir_note_keys(int n, const char *const *keys, const size_t *lens,
+					   uint64 seq)
 {
-	if (dir == NULL || !dir->active)
+	/* read unlocked: a namespace registered meanwhile is pending (not needed) */
+	if (dir == NULL || !dir->active || dir->nns == 0)
 		return;
-	LWLockAcquire(&dir->lock, LW_EXCLUSIVE);
-	note_key(key, len, seq);
-	LWLockRelease(&dir->lock);
+	for (int start = 0; start < n; start += NOTE_BATCH)
+	{
+		int			end = Min(n, start + NOTE_BATCH);
+
+		LWLockAcquire(&dir->lock, LW_EXCLUSIVE);
+		for (int i = start; i < end; i++)
+			note_key(keys[i], lens[i], seq);
+		LWLockRelease(&dir->lock);
+	}
 }
 
 /* Appends s to a MATCH pattern, taken literally. */
@@ -525,7 +565,10 @@ end_fill(bool ok)
 		if (!fill_member[i] || dir->ns[i].state != NS_FILLING)
 			continue;
 		if (ok)
+		{
 			dir->ns[i].state = NS_COMPLETE;
+			dir->ns[i].overflows = 0;
+		}
 		else
 		{
 			dir->ns[i].state = NS_PENDING;
@@ -605,6 +648,44 @@ cache_keydir_fill_step(void)
 
 /* ---- sessions ---- */
 
+/*
+ * Frees the least recently used namespace, for a new one (lock held
+ * exclusively).  Its keys go to the list of the longest namespace left
+ * that they are under, which is where a complete namespace above it looks
+ * for them, or leave the directory if none is.
+ */
+static int
+evict_ns(void)
+{
+	int			victim = -1;
+	uint32		e;
+
+	for (int i = 0; i < dir->nns; i++)
+		if (dir->ns[i].state != NS_FREE &&
+			(victim < 0 ||
+			 pg_atomic_read_u64(&dir->ns[i].last_used) <
+			 pg_atomic_read_u64(&dir->ns[victim].last_used)))
+			victim = i;
+	if (victim < 0)
+		return -1;
+	dir->ns[victim].state = NS_FREE;
+	while ((e = dir->ns[victim].head) != NONE)
+	{
+		bool		needed;
+		int			nsi = longest_ns(dir_entries[e].key, dir_entries[e].len,
+									 &needed);
+
+		if (nsi < 0)
+			remove_entry(e);
+		else
+		{
+			list_unlink(e);
+			list_link(e, nsi);
+		}
+	}
+	return victim;
+}
+
 /* Whether this session's settings are those the worker tracks. */
 static bool
 same_settings(void)
@@ -614,10 +695,15 @@ same_settings(void)
 		strcmp(dir->prefix, cache_key_prefix) == 0;
 }
 
-/* A complete namespace that P is under; -1 if none; *known if any is. */
+/*
+ * A complete namespace that P is under; -1 if none; *known if any is.
+ * Those it finds are marked as used (an unlocked hint for the eviction).
+ */
 static int
 covering_ns(const char *p, int len, bool *known)
 {
+	TimestampTz now = GetCurrentTimestamp();
+
 	*known = false;
 	for (int i = 0; i < dir->nns; i++)
 	{
@@ -626,6 +712,7 @@ covering_ns(const char *p, int len, bool *known)
 		if (ns->state == NS_FREE || !has_prefix(p, len, ns->prefix, ns->len))
 			continue;
 		*known = true;
+		pg_atomic_write_u64(&ns->last_used, (uint64) now);
 		if (ns->state == NS_COMPLETE)
 			return i;
 	}
@@ -644,7 +731,7 @@ cache_keydir_covers(const char *p, int len)
 	bool		known;
 	int			slot = -1;
 
-	if (dir == NULL || epoch == 0 || cache_tracking_is_worker())
+	if (dir == NULL || epoch == 0)
 		return 0;
 	LWLockAcquire(&dir->lock, LW_SHARED);
 	if (!same_settings())
@@ -670,14 +757,18 @@ cache_keydir_covers(const char *p, int len)
 				slot = i;
 		if (slot < 0 && dir->nns < MAX_NAMESPACES)
 			slot = dir->nns++;
+		if (slot < 0)
+			slot = evict_ns();
 		if (slot >= 0)
 		{
 			KeyNs	   *ns = &dir->ns[slot];
 
+			pg_atomic_write_u64(&ns->last_used, (uint64) GetCurrentTimestamp());
 			memcpy(ns->prefix, p, len);
 			ns->len = len;
 			ns->head = NONE;
 			ns->nkeys = 0;
+			ns->overflows = 0;
 			ns->not_before = 0;
 			ns->state = NS_PENDING;
 		}

@@ -17,7 +17,8 @@ extern void cache_keydir_shmem_init(void);
 /* the worker (redis_tracking.c) */
 extern void cache_keydir_reset(const char *url, const char *prefix);
 extern void cache_keydir_flushed(void);
-extern void cache_keydir_note_key(const char *key, size_t len, uint64 seq);
+extern void cache_keydir_note_keys(int n, const char *const *keys,
+								   const size_t *lens, uint64 seq);
 extern bool cache_keydir_fill_step(void);
 
 /* sessions (store_redis.c) */

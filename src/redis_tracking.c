@@ -47,12 +47,17 @@
  */
 #include "postgres.h"
 
+#include <poll.h>
+#include <sched.h>
+
 #include <hiredis/hiredis.h>
 
 #include "access/twophase.h"
 #include "cache_ext.h"
 #include "miscadmin.h"
 #include "near_cache.h"
+#include "portability/instr_time.h"
+#include "postmaster/interrupt.h"
 #include "port/atomics.h"
 #include "redis_conn.h"
 #include "redis_keydir.h"
@@ -72,6 +77,12 @@
 #define BARRIER_TAG			"cache_ext:barrier:"
 
 #define WHAT_TRACKING		"track keys"
+
+/* how long a session looks for its barrier before sleeping on its latch */
+#define BARRIER_SPIN_US		200
+
+/* socket reads per turn of the worker's loop */
+#define READ_ROUNDS			64
 
 typedef struct BarrierSlot
 {
@@ -180,15 +191,8 @@ cache_tracking_wake_worker(void)
 }
 
 
-/*
- * Whether this process is the worker, which consumes the notifications and
- * so can never wait for a barrier of its own: its queued deliveries SCAN.
- */
-bool
-cache_tracking_is_worker(void)
-{
-	return am_worker;
-}
+static bool worker_barrier_wait(uint64 seq, uint64 epoch,
+								TimestampTz deadline);
 
 
 /* ---- the barrier, on the session's side ---- */
@@ -222,6 +226,29 @@ bool
 cache_tracking_barrier_wait(uint64 seq, uint64 epoch, TimestampTz deadline)
 {
 	BarrierSlot *slot = &tracking->slots[MyProc->pgprocno];
+	instr_time	start;
+
+	if (am_worker)
+		return worker_barrier_wait(seq, epoch, deadline);
+
+	/*
+	 * The worker usually answers within tens of microseconds: look for it
+	 * a little while, yielding the CPU, before sleeping on the latch (whose
+	 * wake-up costs about as much again).
+	 */
+	INSTR_TIME_SET_CURRENT(start);
+	for (;;)
+	{
+		instr_time	now;
+
+		if (pg_atomic_read_u64(&slot->seen) >= seq)
+			return pg_atomic_read_u64(&tracking->epoch) == epoch;
+		INSTR_TIME_SET_CURRENT(now);
+		INSTR_TIME_SUBTRACT(now, start);
+		if (INSTR_TIME_GET_MICROSEC(now) > BARRIER_SPIN_US)
+			break;
+		sched_yield();
+	}
 
 	for (;;)
 	{
@@ -251,16 +278,14 @@ cache_tracking_barrier_wait(uint64 seq, uint64 epoch, TimestampTz deadline)
 
 /* ---- the worker's tracking session ---- */
 
-/* Whether key names a barrier; if so, records it and wakes its session. */
+/* Whether key names a barrier; if so, *procno and *seq say whose. */
 static bool
-consume_barrier(const char *key, size_t len)
+parse_barrier(const char *key, size_t len, int *procno, uint64 *seq)
 {
 	size_t		taglen = strlen(tprefix) + strlen(BARRIER_TAG);
 	char		buf[64];
 	char	   *end;
-	long		procno;
-	uint64		seq;
-	BarrierSlot *slot;
+	long		p;
 
 	if (len <= taglen || len - taglen >= sizeof(buf) ||
 		memcmp(key, tprefix, strlen(tprefix)) != 0 ||
@@ -269,15 +294,23 @@ consume_barrier(const char *key, size_t len)
 	memcpy(buf, key + taglen, len - taglen);
 	buf[len - taglen] = '\0';
 	errno = 0;
-	procno = strtol(buf, &end, 10);
+	p = strtol(buf, &end, 10);
 	if (errno != 0 || end == buf || *end != ':' ||
-		procno < 0 || procno >= tracking->nslots)
+		p < 0 || p >= tracking->nslots)
 		return false;
-	seq = strtou64(end + 1, &end, 10);
+	*seq = strtou64(end + 1, &end, 10);
 	if (*end != '\0')
 		return false;
+	*procno = (int) p;
+	return true;
+}
 
-	slot = &tracking->slots[procno];
+/* Records that barrier seq of procno has passed, and wakes its session. */
+static void
+pass_barrier(int procno, uint64 seq)
+{
+	BarrierSlot *slot = &tracking->slots[procno];
+
 	for (;;)
 	{
 		uint64		old = pg_atomic_read_u64(&slot->seen);
@@ -287,7 +320,6 @@ consume_barrier(const char *key, size_t len)
 			break;
 	}
 	SetLatch(&GetPGProcByNumber(procno)->procLatch);
-	return true;
 }
 
 /* One message of the subscription: an invalidation, or something to skip. */
@@ -296,6 +328,12 @@ consume_message(redisReply *r)
 {
 	redisReply *payload;
 	uint64		seq;
+	const char **keys;
+	size_t	   *lens;
+	int		   *procnos;
+	uint64	   *seqs;
+	int			n = 0;
+	int			nbarriers = 0;
 
 	if (r->type != REDIS_REPLY_ARRAY || r->elements != 3 ||
 		r->element[0]->type != REDIS_REPLY_STRING ||
@@ -313,24 +351,48 @@ consume_message(redisReply *r)
 		cache_keydir_flushed();
 		return;
 	}
-	if (payload->type != REDIS_REPLY_ARRAY)
+	if (payload->type != REDIS_REPLY_ARRAY || payload->elements == 0)
 		return;
+	keys = palloc(payload->elements * sizeof(char *));
+	lens = palloc(payload->elements * sizeof(size_t));
+	procnos = palloc(payload->elements * sizeof(int));
+	seqs = palloc(payload->elements * sizeof(uint64));
 	for (size_t i = 0; i < payload->elements; i++)
 	{
 		redisReply *k = payload->element[i];
 
-		if (k->type != REDIS_REPLY_STRING || consume_barrier(k->str, k->len))
+		if (k->type != REDIS_REPLY_STRING)
 			continue;
+		if (parse_barrier(k->str, k->len, &procnos[nbarriers], &seqs[nbarriers]))
+		{
+			nbarriers++;
+			continue;
+		}
 		cache_near_invalidate_key(k->str, k->len);
-		cache_keydir_note_key(k->str, k->len, seq);
+		keys[n] = k->str;
+		lens[n++] = k->len;
 	}
+	cache_keydir_note_keys(n, keys, lens, seq);
+
+	/*
+	 * Only now: a barrier's session reads the directory as soon as it
+	 * wakes, and the keys written before its barrier may be anywhere in
+	 * this message (Redis sends them sorted).
+	 */
+	for (int i = 0; i < nbarriers; i++)
+		pass_barrier(procnos[i], seqs[i]);
+	pfree(keys);
+	pfree(lens);
+	pfree(procnos);
+	pfree(seqs);
 }
 
 /* Closes the tracking connection, if any; the near-cache forgets all. */
 static void
-drop_session(const char *why)
+drop_session(const char *reason)
 {
 	bool		was_live = tlive;
+	char	   *why = reason ? pstrdup(reason) : NULL;	/* may be in conn */
 
 	pg_atomic_write_u64(&tracking->epoch, 0);
 	pg_memory_barrier();
@@ -466,16 +528,19 @@ open_session(void)
 
 /*
  * Consumes what has arrived on the tracking connection without blocking:
- * what hiredis has buffered, then one read of the socket.  The worker's
- * wait returns at once while more is readable.
+ * what hiredis has buffered, then the socket while it has data, up to
+ * READ_ROUNDS reads (hiredis reads 16kB at a time) so that a flood of
+ * notifications does not starve the worker's other tasks.
  */
 static void
 read_messages(void)
 {
 	redisContext *c = tslot.conn;
 
-	for (int round = 0; round < 2; round++)
+	for (int round = 0;; round++)
 	{
+		struct pollfd pfd;
+
 		for (;;)
 		{
 			void	   *reply = NULL;
@@ -490,13 +555,65 @@ read_messages(void)
 			consume_message((redisReply *) reply);
 			freeReplyObject(reply);
 		}
-		if (round == 0 && redisBufferRead(c) != REDIS_OK)
+		if (round == READ_ROUNDS)
+			return;
+		pfd.fd = c->fd;
+		pfd.events = POLLIN;
+		pfd.revents = 0;
+		if (poll(&pfd, 1, 0) <= 0)
+			return;
+		if (redisBufferRead(c) != REDIS_OK)
 		{
 			drop_session(c->err == REDIS_ERR_EOF ? "connection closed by Redis" :
 						 (c->errstr[0] ? c->errstr : "read error"));
 			return;
 		}
 	}
+}
+
+/*
+ * The worker's own barrier, for a queued delivery through the directory:
+ * it consumes the notifications itself, reading the tracking socket until
+ * its barrier has passed.
+ */
+static bool
+worker_barrier_wait(uint64 seq, uint64 epoch, TimestampTz deadline)
+{
+	BarrierSlot *slot = &tracking->slots[MyProc->pgprocno];
+	bool		latch_set = false;
+	bool		passed = false;
+
+	for (;;)
+	{
+		long		secs;
+		int			usecs;
+		long		ms;
+		WaitEvent	ev;
+
+		if (!tlive || pg_atomic_read_u64(&tracking->epoch) != epoch ||
+			ShutdownRequestPending)
+			break;
+		if (pg_atomic_read_u64(&slot->seen) >= seq)
+		{
+			passed = true;
+			break;
+		}
+		TimestampDifference(GetCurrentTimestamp(), deadline, &secs, &usecs);
+		ms = secs * 1000 + (usecs + 999) / 1000;
+		if (ms <= 0)
+			break;
+		if (WaitEventSetWait(tslot.events, ms, &ev, 1, PG_WAIT_EXTENSION) == 1 &&
+			(ev.events & WL_LATCH_SET))
+		{
+			/* a push or a signal: the main loop sees to it afterwards */
+			ResetLatch(MyLatch);
+			latch_set = true;
+		}
+		read_messages();
+	}
+	if (latch_set)
+		SetLatch(MyLatch);
+	return passed;
 }
 
 /*
@@ -536,6 +653,12 @@ cache_tracking_worker_poll(long *timeout)
 		}
 	}
 	read_messages();
+	if (tslot.conn == NULL)
+	{
+		/* lost just now: try again when due */
+		*timeout = Min(*timeout, TRACKING_RETRY_MS);
+		return;
+	}
 	if (tlive && cache_keydir_fill_step())
 		*timeout = 0;
 }

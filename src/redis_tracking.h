@@ -22,7 +22,6 @@ extern uint64 cache_tracking_epoch(void);
 /* notifications the worker has consumed so far (a sequence number) */
 extern uint64 cache_tracking_consumed(void);
 extern void cache_tracking_wake_worker(void);
-extern bool cache_tracking_is_worker(void);
 
 /* the barrier (see redis_tracking.c), for store_redis.c */
 extern char *cache_tracking_barrier_key(size_t *len, uint64 *seq);

@@ -27,10 +27,11 @@
  * without blocking, delivers at most one queued entry, and runs at most one
  * SCAN step of the directory's fill, each bounded by the command timeout,
  * so that none of these waits on another for long.  A delivery sets the
- * entry's settings only for its own duration (a GUC nest level), so that
+ * entry's settings only for its own duration (RESET afterwards), so that
  * between deliveries this process's settings are the server-wide ones,
- * which the tracking session and the fill use.  The Redis URL of an entry holds its password: messages
- * show the store's masked form of it (cache_redis_show_url()).
+ * which the tracking session and the fill use, and a reload applies.  The
+ * Redis URL of an entry holds its password: messages show the store's
+ * masked form of it (cache_redis_show_url()).
  *
  *-------------------------------------------------------------------------
  */
@@ -43,6 +44,7 @@
 #include "postmaster/interrupt.h"
 #include "storage/ipc.h"
 #include "storage/latch.h"
+#include "storage/lwlock.h"
 #include "storage/proc.h"
 #include "storage/procarray.h"
 #include "utils/guc.h"
@@ -87,63 +89,95 @@ cache_worker_register(void)
 static void
 detach_worker(int code, Datum arg)
 {
+	/* an ERROR (a FATAL here: no handler) may have left a lock held */
+	LWLockReleaseAll();
 	cache_queue_attach_worker(-1);
 	cache_tracking_worker_exit();
 }
 
 /*
- * Sets a string setting for the current GUC nest level if it differs from
- * its value; false if refused.
+ * Sets a string setting for one delivery if it differs from its value
+ * (*changed then says so); false if refused.
  */
 static bool
-use_setting(const char *name, const char *value, const char *current)
+use_setting(const char *name, const char *value, const char *current,
+			bool *changed)
 {
+	*changed = false;
 	if (strcmp(current, value) == 0)
 		return true;
 	/* the URL's check hook never quotes the value in its messages */
-	return set_config_option(name, value, PGC_SUSET, PGC_S_SESSION,
-							 GUC_ACTION_SAVE, true, WARNING, false) > 0;
+	if (set_config_option(name, value, PGC_SUSET, PGC_S_SESSION,
+						  GUC_ACTION_SET, true, WARNING, false) <= 0)
+		return false;
+	*changed = true;
+	return true;
 }
 
-static DeliveryResult
-do_deliver(const CacheQueueHead *head)
+/*
+ * Back to the server's setting, as after RESET: its parsed form (the URL
+ * with its password) is kept with it, and a later reload applies again.
+ */
+static void
+reset_setting(const char *name)
 {
-	const CacheStore *store = &cache_redis_store;
-	uint64		failures;
-
-	if (!use_setting("cache_ext.redis_url", head->url, cache_redis_url_raw()) ||
-		!use_setting("cache_ext.key_prefix", head->prefix, cache_key_prefix))
-		return UNDELIVERABLE;
-
-	failures = cache_store_failures;
-	switch (head->kind)
-	{
-		case CACHE_OP_KEY:
-			store->del(head->text, head->len);
-			break;
-		case CACHE_OP_PREFIX:
-			store->invalidate_prefix(head->text, head->len);
-			break;
-		case CACHE_OP_PATTERN:
-			store->invalidate_pattern(head->text, head->len);
-			break;
-		case CACHE_OP_ALL:
-			store->flush();
-			break;
-		default:
-			return UNDELIVERABLE;
-	}
-	return (cache_store_failures == failures) ? DELIVERED : FAILED;
+	(void) set_config_option(name, NULL, PGC_SUSET, PGC_S_SESSION,
+							 GUC_ACTION_SET, true, WARNING, false);
 }
+
+/* the masked URL of the last delivery, for the messages about it */
+static char *delivery_url = NULL;
 
 /* Delivers an entry under its own settings, then restores the server's. */
 static DeliveryResult
 deliver(const CacheQueueHead *head)
 {
-	int			nest = NewGUCNestLevel();
-	DeliveryResult result = do_deliver(head);
+	const CacheStore *store = &cache_redis_store;
+	uint64		failures;
+	bool		url_changed;
+	bool		prefix_changed = false;
+	DeliveryResult result;
 
-	AtEOXact_GUC(false, nest);
+	if (!use_setting("cache_ext.redis_url", head->url, cache_redis_url_raw(),
+					 &url_changed) ||
+		!use_setting("cache_ext.key_prefix", head->prefix, cache_key_prefix,
+					 &prefix_changed))
+		result = UNDELIVERABLE;
+	else
+	{
+		result = DELIVERED;
+		failures = cache_store_failures;
+		switch (head->kind)
+		{
+			case CACHE_OP_KEY:
+				store->del(head->text, head->len);
+				break;
+			case CACHE_OP_PREFIX:
+				store->invalidate_prefix(head->text, head->len);
+				break;
+			case CACHE_OP_PATTERN:
+				store->invalidate_pattern(head->text, head->len);
+				break;
+			case CACHE_OP_ALL:
+				store->flush();
+				break;
+			default:
+				result = UNDELIVERABLE;
+				break;
+		}
+		if (result == DELIVERED && cache_store_failures != failures)
+			result = FAILED;
+	}
+	if (delivery_url == NULL || strcmp(delivery_url, cache_redis_show_url()) != 0)
+	{
+		if (delivery_url)
+			pfree(delivery_url);
+		delivery_url = MemoryContextStrdup(TopMemoryContext, cache_redis_show_url());
+	}
+	if (url_changed)
+		reset_setting("cache_ext.redis_url");
+	if (prefix_changed)
+		reset_setting("cache_ext.key_prefix");
 	return result;
 }
 
@@ -218,7 +252,7 @@ cache_worker_main(Datum main_arg)
 					if (failing)
 						ereport(LOG,
 								(errmsg("cache_ext worker: Redis at %s answers again; delivering the queued invalidations",
-										cache_redis_show_url()),
+										delivery_url),
 								 errdetail_plural("%lld invalidation was waiting.",
 												  "%lld invalidations were waiting.",
 												  cache_queue_length(),
@@ -233,7 +267,7 @@ cache_worker_main(Datum main_arg)
 					if (!failing)
 						ereport(LOG,
 								(errmsg("cache_ext worker: could not deliver queued invalidations to Redis at %s; retrying every second",
-										cache_redis_show_url()),
+										delivery_url),
 								 errdetail_plural("%lld invalidation is waiting.",
 												  "%lld invalidations are waiting.",
 												  cache_queue_length(),

@@ -12,8 +12,9 @@
  * follows the keys removed, not the keyspace.  Otherwise they walk the
  * keyspace with SCAN ... MATCH ... COUNT and remove what each step found
  * with UNLINK, pipelined with the next SCAN: no single command blocks Redis
- * for long, whatever the size of the keyspace.  Every argument goes to Redis as a binary-safe bulk string;
- * no key or value is ever formatted into a command.
+ * for long, whatever the size of the keyspace.  Every argument goes to Redis
+ * as a binary-safe bulk string; no key or value is ever formatted into a
+ * command.
  *
  * Failures are reported where they are found (cache_store_failure, which
  * follows cache_ext.on_error); the store functions then only answer a miss,
@@ -580,8 +581,8 @@ directory_remove(const char *lit, int litlen, const char *pat, int patlen)
 	char	   *p = redis_key(lit, litlen, &plen);
 	uint64		epoch = cache_keydir_covers(p, plen);
 	uint64		seq;
-	const char *set[6] = {"SET", NULL, "", "PX", BARRIER_TTL_MS};
-	size_t		setlen[6] = {3, 0, 0, 2, strlen(BARRIER_TTL_MS)};
+	const char *set[5] = {"SET", NULL, "", "PX", BARRIER_TTL_MS};
+	size_t		setlen[5] = {3, 0, 0, 2, strlen(BARRIER_TTL_MS)};
 	const char *unlink[2] = {"UNLINK", NULL};
 	size_t		unlinklen[2] = {6, 0};
 	RedisCmd	cmds[2] = {{5, set, setlen}, {2, unlink, unlinklen}};

@@ -125,6 +125,17 @@ is($redis->cli('EXISTS', 'users:all:late'), '0',
 	'a key written just before the invalidation, not yet consumed by the worker, is removed');
 CacheTest::run($s, 'RESET cache_ext.redis_command_timeout');
 
+# ---- more namespaces than the directory keeps: the least used make room ----
+
+CacheTest::run($s, q{SELECT count(cache_invalidate_prefix('ns' || i || ':')) FROM generate_series(1, 140) i});
+ok(wait_directory(q{SELECT cache_invalidate_prefix('ns140:')}),
+	'the 140th namespace registered (the directory keeps 128) is served once filled');
+$redis->cli('SET', "ns140:k$_", 'x') for 1 .. 2;
+($n, $path) = invalidate(q{SELECT cache_invalidate_prefix('ns140:')});
+is("$n $path", '2 directory', 'and its keys are removed through the directory');
+ok(wait_directory(q{SELECT cache_invalidate_prefix('users:all')}),
+	'users:all (used since) is still, or again, served by the directory');
+
 # ---- a session on another Redis URL keeps SCAN ----
 
 my $other = CacheTest::session($node, backend => 'redis',
@@ -138,6 +149,21 @@ is("$out " . path_of($err), '1 scan',
 	'a session whose redis_url differs from the server-wide one uses SCAN');
 $other->quit;
 
+# ---- a queued invalidation for another URL: delivered, the worker carries on ----
+
+my $pid_before = worker_pid();
+$redis->cli('SET', 'users:all', 'stale');
+$redis->cli('CLIENT', 'PAUSE', '1500', 'ALL');
+my ($rc) = RedisServer::sql($node,
+	"SET cache_ext.redis_url = 'redis://localhost:" . $redis->port . "/0';
+	 UPDATE users SET name = 'queued' WHERE user_id = 3");
+is($rc, 0, 'an UPDATE whose Redis invalidation times out commits (it is queued)');
+ok(CacheTest::poll(15, sub { $redis->cli('EXISTS', 'users:all') eq '0' }),
+	'the worker delivers it, under the URL it was queued for');
+is(worker_pid(), $pid_before, 'and keeps running');
+ok(CacheTest::poll(10, sub { tracking_clients() == 1 }),
+	'with its tracking session on the server-wide URL');
+
 # ---- the tracking connection is killed ----
 
 ok(wait_directory(q{SELECT cache_invalidate_prefix('users:all')}),
@@ -150,8 +176,10 @@ is("$n $path", '3 scan', 'right after the kill: SCAN, and the keys are removed')
 ok(CacheTest::poll(10, sub {
 	slurp_file($node->logfile, $logpos) =~ /lost the tracking connection to Redis/ }),
 	'the worker logs the loss');
-ok(CacheTest::poll(10, sub { tracking_clients() == 1 }),
-	'the worker opens a new tracking connection');
+# it retries every second, whatever else happens (nothing wakes it here)
+ok(CacheTest::poll(5, sub { tracking_clients() == 1 }),
+	'the worker opens a new tracking connection within seconds')
+  or diag($redis->cli('CLIENT', 'LIST'));
 ok(wait_directory(q{SELECT cache_invalidate_prefix('users:all')}),
 	'the directory serves users:all again once rebuilt');
 $redis->cli('SET', "users:all:after_kill$_", 'x') for 1 .. 4;
@@ -203,6 +231,26 @@ is("$n $path", '300 scan', 'an overflowed namespace is walked with SCAN: every k
 is($redis->cli('EXISTS', 'users:all:o1', 'users:all:o300'), '0', 'none is left');
 ok(wait_directory(q{SELECT cache_invalidate_prefix('users:all')}),
 	'once its keys fit again, the namespace is rebuilt and served by the directory');
+
+# ---- a reload that changes cache_ext.key_prefix replaces the tracking session ----
+
+$s->quit;
+my $id_before = $redis->cli('CLIENT', 'LIST', 'TYPE', 'pubsub');
+$node->safe_psql('postgres',
+	"ALTER SYSTEM SET cache_ext.key_prefix = 'app1:'; SELECT pg_reload_conf()");
+ok(CacheTest::poll(10, sub {
+	my $l = $redis->cli('CLIENT', 'LIST', 'TYPE', 'pubsub') // '';
+	$l ne $id_before && $l =~ /flags=\S*t/ }),
+	'after a reload that changes key_prefix, the worker tracks on a new connection');
+$s = CacheTest::session($node, backend => 'redis',
+	set => ['SET client_min_messages = debug1']);
+ok(wait_directory(q{SELECT cache_invalidate_prefix('users:all')}),
+	'the directory serves the new key prefix');
+$redis->cli('SET', "app1:users:all:$_", 'x') for 1 .. 3;
+$redis->cli('SET', 'users:all:other_prefix', 'x');
+($n, $path) = invalidate(q{SELECT cache_invalidate_prefix('users:all')});
+is("$n $path", '3 directory', 'keys under the new prefix are removed through the directory');
+is($redis->cli('EXISTS', 'users:all:other_prefix'), '1', 'keys outside it are not');
 
 $s->quit;
 done_testing();
