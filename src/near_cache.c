@@ -941,6 +941,19 @@ cache_near_invalidate_key(const char *rkey, size_t len)
 		return;
 	hash = key_hash(rkey, len);
 	p = part_of(hash);
+
+	/*
+	 * Most keys named (every key another client writes, under BCAST) are
+	 * not here: look under the shared lock first, so that unlocked readers
+	 * of the partition are not sent to the lock for nothing.  A placeholder
+	 * put after this look sends its GET after it, so after the write being
+	 * reported.
+	 */
+	LWLockAcquire(&p->lock, LW_SHARED);
+	i = find(p, hash, rkey, len);
+	LWLockRelease(&p->lock);
+	if (i < 0)
+		return;
 	write_begin(p);
 	i = find(p, hash, rkey, len);
 	if (i >= 0)
