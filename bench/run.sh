@@ -20,7 +20,7 @@
 #   BENCH_SECS=4         seconds per pgbench run
 #   BENCH_REPS=3         repetitions of every pgbench run (the median is reported)
 #   BENCH_CLIENTS="1 2"  client counts
-#   BENCH_SECTIONS="pgbench malloc inquery memory invalidate zipf writes redisscale"
+#   BENCH_SECTIONS="pgbench malloc inquery memory invalidate zipf writes redisscale nearcache"
 #   BENCH_TPCB_SCALE=10  pgbench -i scale of the writes section
 #   BENCH_TPCB_MODE=simple  its pgbench query mode (simple, extended, prepared)
 #   BENCH_TPCB_VARIANTS="none shmem redis"  its variants (none must be one)
@@ -53,7 +53,7 @@ else
 	ZIPF_LEN=1000000
 fi
 CLIENTS=${BENCH_CLIENTS:-1 2}
-ALL_SECTIONS="pgbench malloc inquery memory invalidate zipf writes redisscale"
+ALL_SECTIONS="pgbench malloc inquery memory invalidate zipf writes redisscale nearcache"
 SECTIONS=${BENCH_SECTIONS:-$ALL_SECTIONS}
 ZIPF_N=${BENCH_ZIPF_N:-300000}
 ZIPF_S=${BENCH_ZIPF_S:-1.1}
@@ -776,9 +776,20 @@ if has_section redisscale; then
 fi
 
 # ---------------------------------------------------------------------------
+# 3h. the near-cache of Redis values (bench/near_cache.sh)
+
+if has_section nearcache; then
+	# shellcheck source=bench/near_cache.sh
+	. "$CE_ROOT/bench/near_cache.sh"
+fi
+
+# ---------------------------------------------------------------------------
 # 4. the results file
 
 meta "load at end" "$(cut -d' ' -f1-3 /proc/loadavg)"
 mkdir -p "$(dirname "$RESULTS")"
 python3 "$CE_ROOT/bench/report.py" "$BENCH_RAW" >"$RESULTS"
+if [ -s "$BENCH_RAW/nearcache.md" ]; then
+	cat "$BENCH_RAW/nearcache.md" >>"$RESULTS"
+fi
 ce_log "results: $RESULTS (raw figures and logs: $BENCH_RAW)"

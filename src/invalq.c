@@ -45,6 +45,7 @@
 
 #include "common/hashfn.h"
 #include "invalq.h"
+#include "near_cache.h"
 #include "lib/stringinfo.h"
 #include "miscadmin.h"
 #include "port/atomics.h"
@@ -715,6 +716,8 @@ cache_queue_push(int n, const CacheQueueItem *items, TransactionId wait_xid)
 	PG_END_TRY();
 	LWLockRelease(&queue->file_lock);
 	pfree(records.data);
+	/* after queue_add: a near-cache fill either sees it or is voided */
+	cache_near_void_queued(n, items);
 
 	/* even if the file failed: what is in memory gets delivered sooner */
 	if (procno >= 0)

@@ -30,6 +30,7 @@
 #include "lib/stringinfo.h"
 #include "mb/pg_wchar.h"
 #include "miscadmin.h"
+#include "near_cache.h"
 #include "redis_conn.h"
 #include "redis_keydir.h"
 #include "redis_tracking.h"
@@ -150,14 +151,15 @@ integer_reply(const char *what, redisReply *reply, long long *result)
 	return true;
 }
 
+/*
+ * A GET reply as a value, freed: NULL when absent, or when it is not valid
+ * text (reported, as bad_value()) or not a string (reported).
+ */
 static text *
-redis_get(const char *key, int keylen)
+value_reply(redisReply *reply)
 {
-	redisReply *reply = key_command(WHAT_GET, "GET", key, keylen);
 	text	   *value = NULL;
 
-	if (reply == NULL)
-		return NULL;
 	if (reply->type == REDIS_REPLY_STRING)
 	{
 		value = reply_text(reply, reply);
@@ -177,38 +179,145 @@ redis_get(const char *key, int keylen)
 	return value;
 }
 
-/* One MGET.  A key holding something else than a string reads as absent. */
+/* PTTL's answer, freed; -2 (absent) when it is not an integer */
+static long long
+pttl_reply(redisReply *reply)
+{
+	long long	pttl = (reply->type == REDIS_REPLY_INTEGER) ? reply->integer : -2;
+
+	freeReplyObject(reply);
+	return pttl;
+}
+
+/*
+ * A near-cache hit answers without Redis.  On a miss that fills the
+ * near-cache, PTTL goes with GET, in the same round trip.
+ */
+static text *
+redis_get(const char *key, int keylen)
+{
+	const char *get[2] = {"GET", NULL};
+	const char *pttl[2] = {"PTTL", NULL};
+	size_t		getlen[2] = {3, 0};
+	size_t		pttllen[2] = {4, 0};
+	RedisCmd	cmds[2] = {{2, get, getlen}, {2, pttl, pttllen}};
+	redisReply *replies[2];
+	NearFill	fill;
+	text	   *value;
+
+	get[1] = pttl[1] = redis_key(key, keylen, &getlen[1]);
+	pttllen[1] = getlen[1];
+	value = cache_near_get(get[1], getlen[1], &fill);
+	if (value == NULL && redis_run(WHAT_GET, fill.active ? 2 : 1, cmds, replies))
+	{
+		long long	ms = fill.active ? pttl_reply(replies[1]) : -2;
+
+		value = value_reply(replies[0]);
+		cache_near_complete(&fill, get[1], getlen[1], key, keylen,
+							value ? VARDATA(value) : NULL,
+							value ? VARSIZE(value) - VARHDRSZ : 0, ms);
+	}
+	/* after a failure: drop the placeholder */
+	cache_near_complete(&fill, get[1], getlen[1], key, keylen, NULL, 0, -2);
+	pfree((char *) get[1]);
+	return value;
+}
+
+/*
+ * One MGET, for the keys the near-cache does not answer, with a PTTL for
+ * each key it is filling.  A key holding something else than a string
+ * reads as absent.
+ */
 static void
 redis_get_many(int nkeys, const char *const *keys, const int *keylens,
 			   text **values)
 {
 	const char **argv = palloc((nkeys + 1) * sizeof(char *));
 	size_t	   *argvlen = palloc((nkeys + 1) * sizeof(size_t));
-	redisReply *reply;
+	int		   *idx = palloc(nkeys * sizeof(int));
+	NearFill   *fills = palloc(nkeys * sizeof(NearFill));
+	char	  **rkeys = palloc(nkeys * sizeof(char *));
+	size_t	   *rkeylens = palloc(nkeys * sizeof(size_t));
+	RedisCmd   *cmds = palloc((nkeys + 1) * sizeof(RedisCmd));
+	redisReply **replies = palloc((nkeys + 1) * sizeof(redisReply *));
+	const char **pttl = palloc(nkeys * 2 * sizeof(char *));
+	size_t	   *pttllen = palloc(nkeys * 2 * sizeof(size_t));
+	int			nget = 0;
+	int			ncmds = 1;
 	int			nbad = 0;
 
 	memset(values, 0, nkeys * sizeof(text *));
 	argv[0] = "MGET";
 	argvlen[0] = 4;
 	for (int i = 0; i < nkeys; i++)
-		argv[i + 1] = redis_key(keys[i], keylens[i], &argvlen[i + 1]);
-	reply = redis_command(WHAT_GET, nkeys + 1, argv, argvlen);
-	for (int i = 0; i < nkeys; i++)
-		pfree((char *) argv[i + 1]);
-	pfree(argv);
-	pfree(argvlen);
-	if (reply == NULL)
-		return;
-	if (reply->type != REDIS_REPLY_ARRAY || reply->elements != (size_t) nkeys)
 	{
-		redis_unexpected_reply(WHAT_GET, reply);
-		return;
+		rkeys[i] = redis_key(keys[i], keylens[i], &rkeylens[i]);
+		values[i] = cache_near_get(rkeys[i], rkeylens[i], &fills[i]);
+		if (values[i] != NULL)
+			continue;
+		idx[nget++] = i;
+		argv[nget] = rkeys[i];
+		argvlen[nget] = rkeylens[i];
+		if (fills[i].active)
+		{
+			pttl[2 * i] = "PTTL";
+			pttllen[2 * i] = 4;
+			pttl[2 * i + 1] = rkeys[i];
+			pttllen[2 * i + 1] = rkeylens[i];
+			cmds[ncmds++] = (RedisCmd) {2, &pttl[2 * i], &pttllen[2 * i]};
+		}
+	}
+	cmds[0] = (RedisCmd) {nget + 1, argv, argvlen};
+	if (nget > 0 && redis_run(WHAT_GET, ncmds, cmds, replies))
+	{
+		redisReply *reply = replies[0];
+		long long  *ms = palloc(nkeys * sizeof(long long));
+		int			c = 1;
+
+		/* the PTTLs first: freed before anything can raise an ERROR */
+		for (int j = 0; j < nget; j++)
+			ms[idx[j]] = fills[idx[j]].active ? pttl_reply(replies[c++]) : -2;
+		if (reply->type != REDIS_REPLY_ARRAY || reply->elements != (size_t) nget)
+			redis_unexpected_reply(WHAT_GET, reply);
+		else
+		{
+			for (int j = 0; j < nget; j++)
+			{
+				int			i = idx[j];
+
+				if (reply->element[j]->type == REDIS_REPLY_STRING &&
+					(values[i] = reply_text(reply->element[j], reply)) == NULL)
+					nbad++;
+				cache_near_complete(&fills[i], rkeys[i], rkeylens[i],
+									keys[i], keylens[i],
+									values[i] ? VARDATA(values[i]) : NULL,
+									values[i] ? VARSIZE(values[i]) - VARHDRSZ : 0,
+									ms[i]);
+			}
+			freeReplyObject(reply);
+		}
+		pfree(ms);
+	}
+	for (int j = 0; j < nget; j++)
+	{
+		int			i = idx[j];
+
+		/* after a failure: drop the placeholders */
+		cache_near_complete(&fills[i], rkeys[i], rkeylens[i], keys[i],
+							keylens[i], NULL, 0, -2);
 	}
 	for (int i = 0; i < nkeys; i++)
-		if (reply->element[i]->type == REDIS_REPLY_STRING &&
-			(values[i] = reply_text(reply->element[i], reply)) == NULL)
-			nbad++;
-	freeReplyObject(reply);
+		pfree(rkeys[i]);
+	pfree(argv);
+	pfree(argvlen);
+	pfree(idx);
+	pfree(fills);
+	pfree(rkeys);
+	pfree(rkeylens);
+	pfree(cmds);
+	pfree(replies);
+	pfree(pttl);
+	pfree(pttllen);
 	if (nbad > 0)
 		bad_value(nbad);
 }
@@ -225,7 +334,10 @@ redis_set(const char *key, int keylen, const char *val, Size vallen, int ttl)
 
 	argv[1] = redis_key(key, keylen, &argvlen[1]);
 	argvlen[4] = snprintf(ttlbuf, sizeof(ttlbuf), "%d", ttl);
+	/* before and after: a fill that read the old value in between goes */
+	cache_near_invalidate_key(argv[1], argvlen[1]);
 	reply = redis_command(WHAT_SET, ttl > 0 ? 5 : 3, argv, argvlen);
+	cache_near_invalidate_key(argv[1], argvlen[1]);
 	pfree((char *) argv[1]);
 	if (reply == NULL)
 		return false;
@@ -242,10 +354,14 @@ static bool
 redis_del(const char *key, int keylen)
 {
 	long long	removed;
+	bool		ok;
 
-	return integer_reply(WHAT_DEL,
-						 key_command(WHAT_DEL, "UNLINK", key, keylen),
-						 &removed) && removed > 0;
+	/* before and after: a fill that read the old value in between goes */
+	cache_near_void_key(key, keylen);
+	ok = integer_reply(WHAT_DEL, key_command(WHAT_DEL, "UNLINK", key, keylen),
+					   &removed);
+	cache_near_void_key(key, keylen);
+	return ok && removed > 0;
 }
 
 /* TTL answers -2 for an absent key and -1 for one that never expires. */
@@ -566,6 +682,7 @@ redis_invalidate_prefix(const char *prefix, int len)
 	StringInfo	pattern;
 	int64		n;
 
+	cache_near_void_prefix(prefix, len);
 	if (len > 0 && (n = directory_remove(prefix, len, NULL, 0)) >= 0)
 		return n;
 	pattern = match_pattern("", 0);
@@ -581,6 +698,7 @@ redis_invalidate_pattern(const char *pattern, int len)
 	int			litlen = literal_start(pattern, len);
 	int64		n;
 
+	cache_near_void_pattern(pattern, len);
 	if (litlen > 0 &&
 		(n = directory_remove(pattern, litlen, pattern, len)) >= 0)
 		return n;
@@ -594,6 +712,7 @@ redis_invalidate_pattern(const char *pattern, int len)
 static int64
 redis_flush(void)
 {
+	cache_near_void_namespace();
 	return scan_keys(WHAT_FLUSH, match_pattern("*", 1), true);
 }
 
