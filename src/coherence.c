@@ -77,6 +77,7 @@
 #include "cache.h"
 #include "common/hashfn.h"
 #include "coherence_ring.h"
+#include "coherence_wal.h"
 #include "invalq.h"
 #include "miscadmin.h"
 #include "storage/lwlock.h"
@@ -770,8 +771,41 @@ queue_redis_ops(int from, TransactionId wait_xid)
  * better than committing a write whose invalidation is lost.
  */
 static void
+log_to_wal(void)
+{
+	CacheWalOp *ops;
+	int			n = 0;
+
+	if (!cache_wal_enabled())
+		return;
+	ops = palloc(co.nops * sizeof(CacheWalOp));
+	for (int i = 0; i < co.nops; i++)
+	{
+		CacheOp    *op = &co.ops[i];
+
+		if (op->kind == CACHE_OP_SET ||
+			(op->kind != CACHE_OP_KEY && repeated_later(i)))
+			continue;
+		ops[n].store = op->store->id;
+		ops[n].kind = op->kind;
+		ops[n].text = op->key;
+		ops[n].len = op->keylen;
+		ops[n].nslen = op->nslen;
+		n++;
+	}
+	cache_wal_log(n, ops);
+	pfree(ops);
+}
+
+static void
 pre_commit(void)
 {
+	/*
+	 * Hot standbys and crash recovery (coherence_wal.c): every invalidation
+	 * of the transaction is known now (deferred triggers have fired) and the
+	 * commit record is still to come, which the standby's redo relies on.
+	 */
+	log_to_wal();
 	if (!co.redis_undelivered)
 		return;
 	if (!queue_redis_ops(0, GetTopTransactionIdIfAny()))

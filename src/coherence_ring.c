@@ -292,8 +292,9 @@ cache_ring_snapshot_missed(CacheBackend store, const char *key, int keylen)
 /* ---- publishing ---- */
 
 static void
-fill_slot(RingSlot *slot, uint64 seq, TransactionId next_xid, CacheOpKind kind,
-		  CacheBackend store, const char *text, int len)
+fill_slot(RingSlot *slot, uint64 seq, TransactionId next_xid, TransactionId xid,
+		  Oid dbid, CacheOpKind kind, CacheBackend store, const char *text,
+		  int len)
 {
 	/* a pattern too long to keep is widened to the whole namespace */
 	if (kind == CACHE_OP_PATTERN && len > RING_TEXT)
@@ -302,8 +303,8 @@ fill_slot(RingSlot *slot, uint64 seq, TransactionId next_xid, CacheOpKind kind,
 	if (seq > RING_SLOTS)
 		forget_slot(slot);
 	slot->next_xid = next_xid;
-	slot->xid = GetTopTransactionIdIfAny();
-	slot->dbid = MyDatabaseId;
+	slot->xid = xid;
+	slot->dbid = dbid;
 	slot->store = store;
 	slot->kind = kind;
 	slot->len = Min(len, RING_TEXT);
@@ -318,8 +319,9 @@ fill_slot(RingSlot *slot, uint64 seq, TransactionId next_xid, CacheOpKind kind,
  * under the ring's lock, so that it grows with the sequence number, as
  * cache_ring_snapshot_missed() relies on.
  */
-void
-cache_ring_publish(int n, const CacheRingItem *items, uint64 *lo, uint64 *hi)
+static void
+publish_for(Oid dbid, TransactionId xid, int n, const CacheRingItem *items,
+			uint64 *lo, uint64 *hi)
 {
 	bool		stores[CACHE_NUM_STORES] = {false, false};
 	TransactionId next_xid;
@@ -343,7 +345,7 @@ cache_ring_publish(int n, const CacheRingItem *items, uint64 *lo, uint64 *hi)
 			{
 				last++;
 				fill_slot(&ring->slots[last % RING_SLOTS], last, next_xid,
-						  CACHE_OP_ALL, st, "", 0);
+						  xid, dbid, CACHE_OP_ALL, st, "", 0);
 			}
 	}
 	else
@@ -352,11 +354,34 @@ cache_ring_publish(int n, const CacheRingItem *items, uint64 *lo, uint64 *hi)
 		{
 			last++;
 			fill_slot(&ring->slots[last % RING_SLOTS], last, next_xid,
-					  items[i].kind, items[i].store, items[i].text,
-					  items[i].len);
+					  xid, dbid, items[i].kind, items[i].store,
+					  items[i].text, items[i].len);
 		}
 	}
 	pg_atomic_write_u64(&ring->last_seq, last);
 	*hi = last;
 	LWLockRelease(&ring->lock);
+}
+
+void
+cache_ring_publish(int n, const CacheRingItem *items, uint64 *lo, uint64 *hi)
+{
+	publish_for(MyDatabaseId, GetTopTransactionIdIfAny(), n, items, lo, hi);
+}
+
+/*
+ * The replay of a WAL record (coherence_wal.c) publishes for the writing
+ * transaction and its database.  On a hot standby that XID is
+ * known-assigned and the next XID is past it before the record is redone,
+ * so the slot passes the snapshot check of cache_ring_snapshot_missed()
+ * exactly as a primary's does.
+ */
+void
+cache_ring_publish_replayed(Oid dbid, TransactionId xid, int n,
+							const CacheRingItem *items)
+{
+	uint64		lo;
+	uint64		hi;
+
+	publish_for(dbid, xid, n, items, &lo, &hi);
 }
