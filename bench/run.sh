@@ -20,7 +20,8 @@
 #   BENCH_SECS=4         seconds per pgbench run
 #   BENCH_REPS=3         repetitions of every pgbench run (the median is reported)
 #   BENCH_CLIENTS="1 2"  client counts
-#   BENCH_SECTIONS="pgbench malloc inquery memory invalidate zipf writes"
+#   BENCH_SECTIONS="pgbench malloc inquery memory invalidate zipf writes wal"
+#                        (wal: bench/wal.sh, cache_ext.wal_invalidations off/on)
 #   BENCH_TPCB_SCALE=10  pgbench -i scale of the writes section
 #   BENCH_TPCB_MODE=simple  its pgbench query mode (simple, extended, prepared)
 #   BENCH_TPCB_REPS      its repetitions at the first client count (2 x BENCH_REPS)
@@ -51,7 +52,7 @@ else
 	ZIPF_LEN=1000000
 fi
 CLIENTS=${BENCH_CLIENTS:-1 2}
-ALL_SECTIONS="pgbench malloc inquery memory invalidate zipf writes"
+ALL_SECTIONS="pgbench malloc inquery memory invalidate zipf writes wal"
 SECTIONS=${BENCH_SECTIONS:-$ALL_SECTIONS}
 ZIPF_N=${BENCH_ZIPF_N:-300000}
 ZIPF_S=${BENCH_ZIPF_S:-1.1}
@@ -723,6 +724,9 @@ if has_section writes; then
 	"$CE_REDIS_CLI" -p "$RP" flushall >/dev/null
 	[ "${CE_KEEP:-0}" = 1 ] || ce_psql -d postgres -c "DROP DATABASE $TPCB_DB"
 fi
+
+# shellcheck source=bench/wal.sh
+. "$CE_ROOT/bench/wal.sh"
 
 # ---------------------------------------------------------------------------
 # 4. the results file

@@ -113,7 +113,9 @@
 /*
  * The record: this header, key_prefix (prefixlen bytes), then nops
  * operations, each an unaligned CacheWalOpHeader and its text.  The XID is
- * the record's own (XLogRecGetXid).
+ * the record's own (XLogRecGetXid).  An operation names the stores it
+ * applies to as a mask, so that a trigger's invalidation of both stores
+ * (one operation per store in coherence.c) is written once.
  */
 typedef struct xl_cache_invalidate
 {
@@ -126,12 +128,23 @@ typedef struct xl_cache_invalidate
 
 typedef struct CacheWalOpHeader
 {
-	uint8		store_kind;		/* store << 4 | kind */
+	uint8		stores_kind;	/* mask of (1 << CacheBackend) << 4 | kind */
 	uint16		len;
 	uint16		nslen;
 } CacheWalOpHeader;
 
 #define SizeOfCacheWalOpHeader (sizeof(uint8) + 2 * sizeof(uint16))
+#define ALL_STORES_MASK ((1 << CACHE_NUM_STORES) - 1)
+
+/* an operation of a record, being written or read */
+typedef struct WalItem
+{
+	uint8		stores;			/* mask of 1 << CacheBackend */
+	CacheOpKind kind;
+	int			len;
+	int			nslen;
+	const char *text;
+} WalItem;
 
 bool		cache_wal_invalidations = false;
 
@@ -147,13 +160,11 @@ cache_wal_enabled(void)
 }
 
 static int
-op_cmp(const void *a, const void *b)
+item_cmp(const void *a, const void *b)
 {
-	const CacheWalOp *x = a;
-	const CacheWalOp *y = b;
+	const WalItem *x = a;
+	const WalItem *y = b;
 
-	if (x->store != y->store)
-		return x->store < y->store ? -1 : 1;
 	if (x->kind != y->kind)
 		return x->kind < y->kind ? -1 : 1;
 	if (x->len != y->len)
@@ -163,63 +174,79 @@ op_cmp(const void *a, const void *b)
 
 /*
  * Widen each operation to its namespace (a key template's text before its
- * first placeholder) and merge identical ones: a record of a transaction
- * that wrote very many keys stays small, and removes nothing outside the
- * namespaces it wrote.  Works in place; returns the new count.
+ * first placeholder): a record of a transaction that wrote very many keys
+ * stays small, and removes nothing outside the namespaces it wrote.
  */
+static void
+widen_to_namespaces(int n, WalItem *items)
+{
+	for (int i = 0; i < n; i++)
+	{
+		if (items[i].nslen < items[i].len && items[i].kind != CACHE_OP_ALL)
+		{
+			items[i].kind = items[i].nslen > 0 ? CACHE_OP_PREFIX : CACHE_OP_ALL;
+			items[i].len = items[i].nslen;
+		}
+	}
+}
+
+/* Merge identical operations into one, with the union of their stores. */
 static int
-widen_to_namespaces(int n, CacheWalOp *ops)
+merge_items(int n, WalItem *items)
 {
 	int			kept = 0;
 
+	qsort(items, n, sizeof(WalItem), item_cmp);
 	for (int i = 0; i < n; i++)
 	{
-		if (ops[i].nslen < ops[i].len &&
-			(ops[i].kind == CACHE_OP_KEY || ops[i].kind == CACHE_OP_PATTERN ||
-			 ops[i].kind == CACHE_OP_PREFIX))
+		if (kept > 0 && item_cmp(&items[kept - 1], &items[i]) == 0)
 		{
-			ops[i].kind = ops[i].nslen > 0 ? CACHE_OP_PREFIX : CACHE_OP_ALL;
-			ops[i].len = ops[i].nslen;
+			items[kept - 1].stores |= items[i].stores;
+			items[kept - 1].nslen = Min(items[kept - 1].nslen, items[i].nslen);
 		}
+		else
+			items[kept++] = items[i];
 	}
-	qsort(ops, n, sizeof(CacheWalOp), op_cmp);
-	for (int i = 0; i < n; i++)
-		if (kept == 0 || op_cmp(&ops[kept - 1], &ops[i]) != 0)
-			ops[kept++] = ops[i];
 	return kept;
 }
 
 static Size
-record_size(int n, const CacheWalOp *ops, int prefixlen)
+record_size(int n, const WalItem *items, int prefixlen)
 {
 	Size		size = SizeOfCacheInvalidate + prefixlen;
 
 	for (int i = 0; i < n; i++)
-		size += SizeOfCacheWalOpHeader + ops[i].len;
+		size += SizeOfCacheWalOpHeader + items[i].len;
 	return size;
 }
 
 void
-cache_wal_log(int n, CacheWalOp *ops)
+cache_wal_log(int n, const CacheWalOp *ops)
 {
 	xl_cache_invalidate xlrec;
 	StringInfoData buf;
+	WalItem    *items;
 	const char *prefix = "";
 	bool		redis = false;
 
 	if (n == 0 || !cache_wal_enabled())
 		return;
+	items = palloc(n * sizeof(WalItem));
 	for (int i = 0; i < n; i++)
 	{
+		items[i].stores = (uint8) (1 << ops[i].store);
+		items[i].kind = ops[i].kind;
+		items[i].text = ops[i].text;
+		items[i].len = ops[i].len;
+		items[i].nslen = Min(ops[i].nslen, ops[i].len);
 		if (ops[i].store == CACHE_BACKEND_REDIS)
 			redis = true;
-		/* keys, prefixes and patterns are at most 1024 bytes; be sure */
-		if (ops[i].len > PG_UINT16_MAX)
+		/* keys and prefixes are at most 1024 bytes: this only guards */
+		if (items[i].len > PG_UINT16_MAX)
 		{
-			ops[i].kind = CACHE_OP_PREFIX;
-			ops[i].len = Min(ops[i].nslen, 1024);
+			items[i].kind = CACHE_OP_PREFIX;
+			items[i].len = items[i].nslen = Min(items[i].nslen, CACHE_MAX_KEY_LEN);
 		}
-		ops[i].nslen = Min(ops[i].nslen, ops[i].len);
 	}
 	if (redis && cache_key_prefix != NULL)
 		prefix = cache_key_prefix;
@@ -227,8 +254,9 @@ cache_wal_log(int n, CacheWalOp *ops)
 		ereport(ERROR,
 				(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
 				 errmsg("cache_ext.key_prefix is too long to be written to WAL")));
-	if (record_size(n, ops, strlen(prefix)) > MAX_RECORD_BYTES)
-		n = widen_to_namespaces(n, ops);
+	if (record_size(n, items, strlen(prefix)) > MAX_RECORD_BYTES)
+		widen_to_namespaces(n, items);
+	n = merge_items(n, items);
 
 	xlrec.dbid = MyDatabaseId;
 	xlrec.nops = n;
@@ -238,20 +266,21 @@ cache_wal_log(int n, CacheWalOp *ops)
 	appendBinaryStringInfo(&buf, prefix, xlrec.prefixlen);
 	for (int i = 0; i < n; i++)
 	{
-		uint8		sk = (uint8) ((ops[i].store << 4) | ops[i].kind);
-		uint16		len = (uint16) ops[i].len;
-		uint16		nslen = (uint16) ops[i].nslen;
+		uint8		sk = (uint8) ((items[i].stores << 4) | items[i].kind);
+		uint16		len = (uint16) items[i].len;
+		uint16		nslen = (uint16) items[i].nslen;
 
 		appendBinaryStringInfo(&buf, (char *) &sk, sizeof(sk));
 		appendBinaryStringInfo(&buf, (char *) &len, sizeof(len));
 		appendBinaryStringInfo(&buf, (char *) &nslen, sizeof(nslen));
-		appendBinaryStringInfo(&buf, ops[i].text, ops[i].len);
+		appendBinaryStringInfo(&buf, items[i].text, items[i].len);
 	}
 
 	XLogBeginInsert();
 	XLogRegisterData(buf.data, buf.len);
 	(void) XLogInsert(CACHE_WAL_RMGR_ID, XLOG_CACHE_INVALIDATE);
 	pfree(buf.data);
+	pfree(items);
 }
 
 /* ---- standbys and crash recovery: replaying it ---- */
@@ -263,7 +292,7 @@ typedef struct ParsedRecord
 	TransactionId xid;
 	const char *prefix;
 	int			nops;
-	CacheWalOp *ops;
+	WalItem    *ops;
 } ParsedRecord;
 
 static bool
@@ -285,12 +314,14 @@ parse_record(XLogReaderState *record, ParsedRecord *p)
 	p->prefix = pnstrdup(data + off, xlrec.prefixlen);
 	off += xlrec.prefixlen;
 	p->nops = xlrec.nops;
-	p->ops = palloc(Max(p->nops, 1) * sizeof(CacheWalOp));
+	p->ops = palloc(Max(p->nops, 1) * sizeof(WalItem));
 	for (int i = 0; i < p->nops; i++)
 	{
 		uint8		sk;
 		uint16		len;
 		uint16		nslen;
+		int			stores;
+		int			kind;
 
 		if (size - off < SizeOfCacheWalOpHeader)
 			return false;
@@ -298,11 +329,13 @@ parse_record(XLogReaderState *record, ParsedRecord *p)
 		memcpy(&len, data + off + 1, sizeof(len));
 		memcpy(&nslen, data + off + 3, sizeof(nslen));
 		off += SizeOfCacheWalOpHeader;
-		if (size - off < len || (sk >> 4) >= CACHE_NUM_STORES ||
-			(sk & 0x0f) < CACHE_OP_KEY || (sk & 0x0f) > CACHE_OP_ALL)
+		stores = sk >> 4;
+		kind = sk & 0x0f;
+		if (size - off < len || stores == 0 || (stores & ~ALL_STORES_MASK) ||
+			kind < CACHE_OP_KEY || kind > CACHE_OP_ALL)
 			return false;
-		p->ops[i].store = (CacheBackend) (sk >> 4);
-		p->ops[i].kind = (CacheOpKind) (sk & 0x0f);
+		p->ops[i].stores = (uint8) stores;
+		p->ops[i].kind = (CacheOpKind) kind;
 		p->ops[i].text = data + off;
 		p->ops[i].len = len;
 		p->ops[i].nslen = Min(nslen, len);
@@ -310,6 +343,8 @@ parse_record(XLogReaderState *record, ParsedRecord *p)
 	}
 	return off == size;
 }
+
+#define HAS_STORE(item, st) (((item)->stores & (1 << (st))) != 0)
 
 /* Hand the record's Redis invalidations to the worker; never waits. */
 static void
@@ -322,7 +357,7 @@ queue_redis(const ParsedRecord *p)
 
 	for (int i = 0; i < p->nops; i++)
 	{
-		if (p->ops[i].store != CACHE_BACKEND_REDIS)
+		if (!HAS_STORE(&p->ops[i], CACHE_BACKEND_REDIS))
 			continue;
 		items[n].kind = p->ops[i].kind;
 		items[n].text = p->ops[i].text;
@@ -359,24 +394,29 @@ queue_redis(const ParsedRecord *p)
 static void
 apply_record(const ParsedRecord *p)
 {
-	CacheRingItem *items = palloc(Max(p->nops, 1) * sizeof(CacheRingItem));
+	CacheRingItem *items = palloc(Max(p->nops, 1) * CACHE_NUM_STORES *
+								  sizeof(CacheRingItem));
+	int			n = 0;
 	bool		has_redis = false;
 
 	/* 1: the ring first, so that a set that races with step 2 is refused */
 	for (int i = 0; i < p->nops; i++)
-	{
-		items[i].store = p->ops[i].store;
-		items[i].kind = p->ops[i].kind;
-		items[i].text = p->ops[i].text;
-		items[i].len = p->ops[i].len;
-		if (p->ops[i].store == CACHE_BACKEND_REDIS)
-			has_redis = true;
-	}
-	cache_ring_publish_replayed(p->dbid, p->xid, p->nops, items);
+		for (int st = 0; st < CACHE_NUM_STORES; st++)
+			if (HAS_STORE(&p->ops[i], st))
+			{
+				items[n].store = (CacheBackend) st;
+				items[n].kind = p->ops[i].kind;
+				items[n].text = p->ops[i].text;
+				items[n].len = p->ops[i].len;
+				n++;
+				if (st == CACHE_BACKEND_REDIS)
+					has_redis = true;
+			}
+	cache_ring_publish_replayed(p->dbid, p->xid, n, items);
 
 	/* 2: the shared-memory store, in the writer's database */
 	for (int i = 0; i < p->nops; i++)
-		if (p->ops[i].store == CACHE_BACKEND_SHMEM)
+		if (HAS_STORE(&p->ops[i], CACHE_BACKEND_SHMEM))
 			(void) cache_shmem_invalidate_in(p->dbid, p->ops[i].kind,
 											 p->ops[i].text, p->ops[i].len);
 

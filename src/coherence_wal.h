@@ -35,8 +35,8 @@ extern bool cache_wal_enabled(void);
 
 /*
  * At PRE_COMMIT: write the transaction's invalidations into one WAL
- * record, before its commit record.  May reorder and rewrite ops[].
+ * record, before its commit record.
  */
-extern void cache_wal_log(int n, CacheWalOp *ops);
+extern void cache_wal_log(int n, const CacheWalOp *ops);
 
 #endif							/* COHERENCE_WAL_H */
