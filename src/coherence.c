@@ -561,7 +561,8 @@ cache_note_miss(const CacheStore *store, const char *key, int keylen)
 	/* the latest miss counts: "a later miss followed by a set stores" */
 	h = miss_hash(store, key, keylen);
 	e = hash_search(co.misses, &h, HASH_ENTER, NULL);
-	e->seq = cache_ring_seq();
+	/* on a standby, before replayed invalidations not yet visible */
+	e->seq = cache_ring_lease_seq();
 }
 
 /*
