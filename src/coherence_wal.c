@@ -13,8 +13,10 @@
  *	2. applies them to the shared-memory store, in that database's
  *	   namespace (cache_shmem_invalidate_in);
  *	3. when this server has a Redis configured (its own cache_ext.redis_url
- *	   from its configuration file), pushes the Redis ones to the
- *	   invalidation queue, for the background worker to deliver once the
+ *	   from its configuration file: the URL, which may hold a password, is
+ *	   not written to WAL), pushes the Redis ones to the invalidation queue
+ *	   under the writer's cache_ext.key_prefix (and this server's own, when
+ *	   it differs), for the background worker to deliver once the
  *	   transaction is no longer in progress there.
  *
  * DESIGN CHOICES
@@ -354,6 +356,7 @@ queue_redis(const ParsedRecord *p)
 	int			n = 0;
 	TransactionId wait_xid;
 	bool		sync;
+	bool		ok;
 
 	for (int i = 0; i < p->nops; i++)
 	{
@@ -383,7 +386,17 @@ queue_redis(const ParsedRecord *p)
 	 * redo point with no hook for us: fsync each push there.
 	 */
 	sync = ArchiveRecoveryRequested;
-	if (!cache_queue_push_replayed(n, items, wait_xid, p->prefix, sync))
+	ok = cache_queue_push_replayed(n, items, wait_xid, p->prefix, sync);
+
+	/*
+	 * A server whose own cache_ext.key_prefix differs (a standby that keeps
+	 * its values apart in a shared Redis) invalidates its own namespace too:
+	 * nothing else would.
+	 */
+	if (cache_key_prefix != NULL && strcmp(cache_key_prefix, p->prefix) != 0)
+		ok = cache_queue_push_replayed(n, items, wait_xid, cache_key_prefix,
+									   sync) && ok;
+	if (!ok)
 		ereport(WARNING,
 				(errmsg("cache_ext: could not queue the Redis invalidations of replayed transaction %u",
 						p->xid),
