@@ -8,6 +8,8 @@
 #   - pgbench -b tpcb-like under cache_attach triggers (pgbench_accounts
 #     'acct:{aid}', pgbench_branches 'branches:'), cache_ext.wal_invalidations
 #     off and on, on the shared-memory store alone and with Redis too;
+#   - the same two UPDATEs in a server-side loop (one DO block committing
+#     each transaction), off and on: the server's work alone;
 #   - the WAL bytes per transaction of each run (pg_current_wal_insert_lsn()
 #     before and after, over the transactions pgbench processed), whose
 #     difference between on and off is what the records add.
@@ -70,6 +72,28 @@ wal_pgbench() {
 	printf '  %-12s c=%s rep=%s  %10s tps  %8s WAL bytes/transaction\n' "$v" "$c" "$rep" "$tps" "$per"
 }
 
+# wal_loop VARIANT REP: the same transaction, WAL_LOOP_N times in one DO
+# block that commits each (no client round trips: the record's share of
+# the server's work is larger than under pgbench); records the
+# transactions per second of the server alone
+wal_loop() {
+	local v=$1 rep=$2 ms tps
+	ms=$(wal_sql -c "
+		DO \$\$
+		DECLARE t0 timestamptz := clock_timestamp();
+		BEGIN
+			FOR i IN 1..$WAL_LOOP_N LOOP
+				UPDATE pgbench_accounts SET abalance = abalance + 1 WHERE aid = 1 + (i * 7919) % ($WAL_SCALE * 100000);
+				UPDATE pgbench_branches SET bbalance = bbalance + 1 WHERE bid = 1 + i % $WAL_SCALE;
+				COMMIT;
+			END LOOP;
+			PERFORM set_config('bench.ms', (extract(epoch FROM clock_timestamp() - t0) * 1000)::text, false);
+		END \$\$" -c "SELECT current_setting('bench.ms')" | tail -n 1)
+	tps=$(awk -v ms="$ms" -v n="$WAL_LOOP_N" 'BEGIN { if (ms > 0) printf "%.1f", n * 1000 / ms }')
+	bench_record wal "loop_$v" 1 "$rep" "$tps" tps ""
+	printf '  %-12s loop rep=%s  %10s transactions/s (server side)\n' "$v" "$rep" "$tps"
+}
+
 # median of the numbers on stdin
 wal_median() {
 	sort -g | awk '{ a[NR] = $1 } END { if (NR == 0) print ""; else if (NR % 2) print a[(NR + 1) / 2]; else printf "%.1f\n", (a[NR / 2] + a[NR / 2 + 1]) / 2 }'
@@ -113,6 +137,27 @@ wal_report() {
 			done
 		done
 		echo
+		echo "Server side alone ($WAL_LOOP_N transactions of the two UPDATEs in one DO block, each committed; $WAL_REPS repetitions, median):"
+		echo
+		echo "| store(s) written | transactions/s, WAL off | WAL on | on/off |"
+		echo "|---|---|---|---|"
+		for v in shmem redis; do
+			base=$(wal_figure "loop_${v}_off" 1 tps)
+			on=$(wal_figure "loop_${v}_on" 1 tps)
+			printf '| %s | %s | %s | %s |\n' \
+				"$([ "$v" = shmem ] && echo "shared memory" || echo "shared memory + Redis")" \
+				"$base" "$on" "$(wal_ratio "$on" "$base")"
+		done
+		echo
+		echo "All runs (tps, in repetition order):"
+		echo
+		for v in "${WAL_VARIANTS[@]}"; do
+			for c in $CLIENTS; do
+				echo "- $v c=$c: $(awk -F'\t' -v v="$v" -v c="$c" '$1 == "wal" && $2 == v && $3 == c { printf "%s ", int($5) }' "$BENCH_TSV")"
+			done
+			echo "- loop $v: $(awk -F'\t' -v v="loop_$v" '$1 == "wal" && $2 == v { printf "%s ", int($5) }' "$BENCH_TSV")"
+		done
+		echo
 		echo "Target: on/off >= 0.95."
 	} >"$out"
 	cat "$out"
@@ -123,6 +168,8 @@ if has_section wal; then
 	ce_log "WAL invalidations: pgbench -b tpcb-like with triggers, cache_ext.wal_invalidations off / on"
 	WAL_SCALE=${BENCH_WAL_SCALE:-${TPCB_SCALE:-10}}
 	WAL_REPS=${BENCH_WAL_REPS:-${TPCB_REPS:-$REPS}}
+	WAL_LOOP_N=${BENCH_WAL_LOOP_N:-5000}
+	[ "$QUICK" = 1 ] && WAL_LOOP_N=${BENCH_WAL_LOOP_N:-1000}
 	ce_psql -d postgres -c "DROP DATABASE IF EXISTS $WAL_DB" -c "CREATE DATABASE $WAL_DB"
 	ce_as_pg "$CE_PGBIN/pgbench" -h 127.0.0.1 -p "$CE_PGPORT" -U postgres -i -q -s "$WAL_SCALE" "$WAL_DB" \
 		>"$BENCH_RAW/logs/wal-init.log" 2>&1 ||
@@ -150,6 +197,10 @@ if has_section wal; then
 				wal_variant "$v"
 				wal_pgbench "$v" "$c" "$rep"
 			done
+		done
+		for v in "${order[@]}"; do
+			wal_variant "$v"
+			wal_loop "$v" "$rep"
 		done
 	done
 	wal_variant shmem_off
