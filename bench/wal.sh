@@ -72,26 +72,38 @@ wal_pgbench() {
 	printf '  %-12s c=%s rep=%s  %10s tps  %8s WAL bytes/transaction\n' "$v" "$c" "$rep" "$tps" "$per"
 }
 
-# wal_loop VARIANT REP: the same transaction, WAL_LOOP_N times in one DO
-# block that commits each (no client round trips: the record's share of
-# the server's work is larger than under pgbench); records the
-# transactions per second of the server alone
+# wal_loop VARIANT REP: the same transaction, N times in one DO block that
+# commits each (no client round trips: the record's share of the server's
+# work is larger than under pgbench).  Records transactions per second of
+# wall time and of the backend's own CPU time (/proc/self/schedstat: on a
+# shared, loaded machine the CPU time a backend needs varies far less than
+# the wall time it takes).  N: WAL_LOOP_N, a tenth of it with Redis.
 wal_loop() {
-	local v=$1 rep=$2 ms tps
-	ms=$(wal_sql -c "
+	local v=$1 rep=$2 n=$WAL_LOOP_N out ms cpu
+	case $v in redis*) n=$((WAL_LOOP_N / 10)) ;; esac
+	out=$(wal_sql -c "
 		DO \$\$
-		DECLARE t0 timestamptz := clock_timestamp();
+		DECLARE
+			t0 timestamptz := clock_timestamp();
+			c0 bigint := split_part(pg_read_file('/proc/self/schedstat'), ' ', 1)::bigint;
 		BEGIN
-			FOR i IN 1..$WAL_LOOP_N LOOP
+			FOR i IN 1..$n LOOP
 				UPDATE pgbench_accounts SET abalance = abalance + 1 WHERE aid = 1 + (i * 7919) % ($WAL_SCALE * 100000);
 				UPDATE pgbench_branches SET bbalance = bbalance + 1 WHERE bid = 1 + i % $WAL_SCALE;
 				COMMIT;
 			END LOOP;
 			PERFORM set_config('bench.ms', (extract(epoch FROM clock_timestamp() - t0) * 1000)::text, false);
-		END \$\$" -c "SELECT current_setting('bench.ms')" | tail -n 1)
-	tps=$(awk -v ms="$ms" -v n="$WAL_LOOP_N" 'BEGIN { if (ms > 0) printf "%.1f", n * 1000 / ms }')
-	bench_record wal "loop_$v" 1 "$rep" "$tps" tps ""
-	printf '  %-12s loop rep=%s  %10s transactions/s (server side)\n' "$v" "$rep" "$tps"
+			PERFORM set_config('bench.cpu_ms',
+				((split_part(pg_read_file('/proc/self/schedstat'), ' ', 1)::bigint - c0) / 1e6)::text, false);
+		END \$\$" -c "SELECT current_setting('bench.ms') || ' ' || current_setting('bench.cpu_ms')" | tail -n 1)
+	ms=${out%% *}
+	cpu=${out##* }
+	local tps ctps
+	tps=$(awk -v ms="$ms" -v n="$n" 'BEGIN { if (ms > 0) printf "%.1f", n * 1000 / ms }')
+	ctps=$(awk -v ms="$cpu" -v n="$n" 'BEGIN { if (ms > 0) printf "%.1f", n * 1000 / ms }')
+	bench_record wal "loop_$v" 1 "$rep" "$tps" tps "n=$n"
+	bench_record wal "loopcpu_$v" 1 "$rep" "$ctps" tps "n=$n"
+	printf '  %-12s loop rep=%s  %10s transactions/s, %10s per CPU second of the backend\n' "$v" "$rep" "$tps" "$ctps"
 }
 
 # median of the numbers on stdin
@@ -137,16 +149,19 @@ wal_report() {
 			done
 		done
 		echo
-		echo "Server side alone ($WAL_LOOP_N transactions of the two UPDATEs in one DO block, each committed; $WAL_REPS repetitions, median):"
+		echo "Server side alone (the two UPDATEs in one DO block, each transaction committed: $WAL_LOOP_N transactions, $((WAL_LOOP_N / 10)) with Redis; $WAL_LOOP_REPS repetitions, median), per second of wall time and per second of the backend's CPU time (/proc/self/schedstat):"
 		echo
-		echo "| store(s) written | transactions/s, WAL off | WAL on | on/off |"
-		echo "|---|---|---|---|"
+		echo "| store(s) written | per wall s, WAL off | WAL on | on/off | per CPU s, WAL off | WAL on | on/off |"
+		echo "|---|---|---|---|---|---|---|"
 		for v in shmem redis; do
+			local c0 c1
 			base=$(wal_figure "loop_${v}_off" 1 tps)
 			on=$(wal_figure "loop_${v}_on" 1 tps)
-			printf '| %s | %s | %s | %s |\n' \
+			c0=$(wal_figure "loopcpu_${v}_off" 1 tps)
+			c1=$(wal_figure "loopcpu_${v}_on" 1 tps)
+			printf '| %s | %s | %s | %s | %s | %s | %s |\n' \
 				"$([ "$v" = shmem ] && echo "shared memory" || echo "shared memory + Redis")" \
-				"$base" "$on" "$(wal_ratio "$on" "$base")"
+				"$base" "$on" "$(wal_ratio "$on" "$base")" "$c0" "$c1" "$(wal_ratio "$c1" "$c0")"
 		done
 		echo
 		echo "All runs (tps, in repetition order):"
@@ -156,6 +171,7 @@ wal_report() {
 				echo "- $v c=$c: $(awk -F'\t' -v v="$v" -v c="$c" '$1 == "wal" && $2 == v && $3 == c { printf "%s ", int($5) }' "$BENCH_TSV")"
 			done
 			echo "- loop $v: $(awk -F'\t' -v v="loop_$v" '$1 == "wal" && $2 == v { printf "%s ", int($5) }' "$BENCH_TSV")"
+			echo "- loop $v, per CPU s: $(awk -F'\t' -v v="loopcpu_$v" '$1 == "wal" && $2 == v { printf "%s ", int($5) }' "$BENCH_TSV")"
 		done
 		echo
 		echo "Target: on/off >= 0.95."
@@ -170,6 +186,7 @@ if has_section wal; then
 	WAL_REPS=${BENCH_WAL_REPS:-${TPCB_REPS:-$REPS}}
 	WAL_LOOP_N=${BENCH_WAL_LOOP_N:-5000}
 	[ "$QUICK" = 1 ] && WAL_LOOP_N=${BENCH_WAL_LOOP_N:-1000}
+	WAL_LOOP_REPS=${BENCH_WAL_LOOP_REPS:-$((2 * WAL_REPS))}
 	ce_psql -d postgres -c "DROP DATABASE IF EXISTS $WAL_DB" -c "CREATE DATABASE $WAL_DB"
 	ce_as_pg "$CE_PGBIN/pgbench" -h 127.0.0.1 -p "$CE_PGPORT" -U postgres -i -q -s "$WAL_SCALE" "$WAL_DB" \
 		>"$BENCH_RAW/logs/wal-init.log" 2>&1 ||
@@ -198,6 +215,10 @@ if has_section wal; then
 				wal_pgbench "$v" "$c" "$rep"
 			done
 		done
+	done
+	for rep in $(seq 1 "$WAL_LOOP_REPS"); do
+		k=$(((rep - 1) % ${#WAL_VARIANTS[@]}))
+		order=("${WAL_VARIANTS[@]:$k}" "${WAL_VARIANTS[@]:0:$k}")
 		for v in "${order[@]}"; do
 			wal_variant "$v"
 			wal_loop "$v" "$rep"
