@@ -65,6 +65,11 @@
  *    Past MAX_PENDING_SETS sets or MAX_PENDING_BYTES of values, a set is
  *    not kept: it returns false and the key is invalidated at commit.
  *
+ * Hot standbys (coherence_wal.c): with cache_ext.wal_invalidations on,
+ * PRE_COMMIT also writes the transaction's invalidations into one WAL
+ * record, before its commit record; its redo applies them on standbys and
+ * in crash recovery, and publishes them into the standby's ring.
+ *
  * The ring and the queue live in shared memory, so I3-I5 need
  * shared_preload_libraries; without it, I1, I2 and I6 still hold, and a
  * Redis invalidation that cannot be delivered fails its transaction.
@@ -766,10 +771,10 @@ queue_redis_ops(int from, TransactionId wait_xid)
 }
 
 /*
- * I3 at PRE_COMMIT: a Redis invalidation failed, so hand them all to the
- * queue before the commit record is written; the worker delivers them
- * once this transaction is over.  Failing that, the transaction fails:
- * better than committing a write whose invalidation is lost.
+ * Issue 15: this transaction's invalidations (not its sets; of identical
+ * bulk operations only the last) go into one WAL record, for hot standbys
+ * and crash recovery (coherence_wal.c).  Nothing when
+ * cache_ext.wal_invalidations is off or during recovery.
  */
 static void
 log_to_wal(void)
@@ -798,6 +803,12 @@ log_to_wal(void)
 	pfree(ops);
 }
 
+/*
+ * I3 at PRE_COMMIT: a Redis invalidation failed, so hand them all to the
+ * queue before the commit record is written; the worker delivers them
+ * once this transaction is over.  Failing that, the transaction fails:
+ * better than committing a write whose invalidation is lost.
+ */
 static void
 pre_commit(void)
 {

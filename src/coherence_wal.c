@@ -226,7 +226,10 @@ void
 cache_wal_log(int n, const CacheWalOp *ops)
 {
 	xl_cache_invalidate xlrec;
-	StringInfoData buf;
+	char		local[512];
+	char	   *data;
+	char	   *p;
+	Size		size;
 	WalItem    *items;
 	const char *prefix = "";
 	bool		redis = false;
@@ -258,30 +261,42 @@ cache_wal_log(int n, const CacheWalOp *ops)
 				 errmsg("cache_ext.key_prefix is too long to be written to WAL")));
 	if (record_size(n, items, strlen(prefix)) > MAX_RECORD_BYTES)
 		widen_to_namespaces(n, items);
-	n = merge_items(n, items);
+	if (n > 1)
+		n = merge_items(n, items);
 
 	xlrec.dbid = MyDatabaseId;
 	xlrec.nops = n;
 	xlrec.prefixlen = strlen(prefix);
-	initStringInfo(&buf);
-	appendBinaryStringInfo(&buf, (char *) &xlrec, SizeOfCacheInvalidate);
-	appendBinaryStringInfo(&buf, prefix, xlrec.prefixlen);
+
+	/* most records are a few dozen bytes: no allocation for them */
+	size = record_size(n, items, xlrec.prefixlen);
+	data = (size <= sizeof(local)) ? local : palloc(size);
+	p = data;
+	memcpy(p, &xlrec, SizeOfCacheInvalidate);
+	p += SizeOfCacheInvalidate;
+	memcpy(p, prefix, xlrec.prefixlen);
+	p += xlrec.prefixlen;
 	for (int i = 0; i < n; i++)
 	{
 		uint8		sk = (uint8) ((items[i].stores << 4) | items[i].kind);
 		uint16		len = (uint16) items[i].len;
 		uint16		nslen = (uint16) items[i].nslen;
 
-		appendBinaryStringInfo(&buf, (char *) &sk, sizeof(sk));
-		appendBinaryStringInfo(&buf, (char *) &len, sizeof(len));
-		appendBinaryStringInfo(&buf, (char *) &nslen, sizeof(nslen));
-		appendBinaryStringInfo(&buf, items[i].text, items[i].len);
+		*p++ = (char) sk;
+		memcpy(p, &len, sizeof(len));
+		p += sizeof(len);
+		memcpy(p, &nslen, sizeof(nslen));
+		p += sizeof(nslen);
+		memcpy(p, items[i].text, items[i].len);
+		p += items[i].len;
 	}
+	Assert(p == data + size);
 
 	XLogBeginInsert();
-	XLogRegisterData(buf.data, buf.len);
+	XLogRegisterData(data, size);
 	(void) XLogInsert(CACHE_WAL_RMGR_ID, XLOG_CACHE_INVALIDATE);
-	pfree(buf.data);
+	if (data != local)
+		pfree(data);
 	pfree(items);
 }
 
@@ -412,8 +427,12 @@ apply_record(const ParsedRecord *p)
 	int			n = 0;
 	bool		has_redis = false;
 
-	/* 1: the ring first, so that a set that races with step 2 is refused */
-	for (int i = 0; i < p->nops; i++)
+	/*
+	 * 1: the ring first, so that a set that races with step 2 is refused.
+	 * Not in crash recovery (nor on a standby without hot_standby), where
+	 * no session exists before every replayed transaction has ended.
+	 */
+	for (int i = 0; i < p->nops && standbyState != STANDBY_DISABLED; i++)
 		for (int st = 0; st < CACHE_NUM_STORES; st++)
 			if (HAS_STORE(&p->ops[i], st))
 			{
@@ -422,10 +441,9 @@ apply_record(const ParsedRecord *p)
 				items[n].text = p->ops[i].text;
 				items[n].len = p->ops[i].len;
 				n++;
-				if (st == CACHE_BACKEND_REDIS)
-					has_redis = true;
 			}
-	cache_ring_publish_replayed(p->dbid, p->xid, n, items);
+	if (n > 0)
+		cache_ring_publish_replayed(p->dbid, p->xid, n, items);
 
 	/* 2: the shared-memory store, in the writer's database */
 	for (int i = 0; i < p->nops; i++)
@@ -434,6 +452,9 @@ apply_record(const ParsedRecord *p)
 											 p->ops[i].text, p->ops[i].len);
 
 	/* 3: Redis, through the queue, when this server has one */
+	for (int i = 0; i < p->nops; i++)
+		if (HAS_STORE(&p->ops[i], CACHE_BACKEND_REDIS))
+			has_redis = true;
 	if (has_redis && cache_redis_configured())
 		queue_redis(p);
 }
