@@ -20,7 +20,8 @@
 #   BENCH_SECS=4         seconds per pgbench run
 #   BENCH_REPS=3         repetitions of every pgbench run (the median is reported)
 #   BENCH_CLIENTS="1 2"  client counts
-#   BENCH_SECTIONS="pgbench malloc inquery memory invalidate zipf writes redisscale nearcache"
+#   BENCH_SECTIONS="pgbench malloc inquery memory invalidate zipf writes redisscale nearcache wal"
+#                        (wal: bench/wal.sh, cache_ext.wal_invalidations off/on)
 #   BENCH_TPCB_SCALE=10  pgbench -i scale of the writes section
 #   BENCH_TPCB_MODE=simple  its pgbench query mode (simple, extended, prepared)
 #   BENCH_TPCB_VARIANTS="none shmem redis"  its variants (none must be one)
@@ -53,7 +54,7 @@ else
 	ZIPF_LEN=1000000
 fi
 CLIENTS=${BENCH_CLIENTS:-1 2}
-ALL_SECTIONS="pgbench malloc inquery memory invalidate zipf writes redisscale nearcache"
+ALL_SECTIONS="pgbench malloc inquery memory invalidate zipf writes redisscale nearcache wal"
 SECTIONS=${BENCH_SECTIONS:-$ALL_SECTIONS}
 ZIPF_N=${BENCH_ZIPF_N:-300000}
 ZIPF_S=${BENCH_ZIPF_S:-1.1}
@@ -766,6 +767,9 @@ END \$\$" 2>&1 | sed -n 's/.*NOTICE: *us=//p'
 	"$CE_REDIS_CLI" -p "$RP" flushall >/dev/null
 	[ "${CE_KEEP:-0}" = 1 ] || ce_psql -d postgres -c "DROP DATABASE $TPCB_DB"
 fi
+
+# shellcheck source=bench/wal.sh
+. "$CE_ROOT/bench/wal.sh"
 
 # ---------------------------------------------------------------------------
 # 3g. Redis at scale (issue 14): bench/redis_scale.sh

@@ -68,6 +68,10 @@ typedef enum CacheOpKind
 	CACHE_OP_ALL
 } CacheOpKind;
 
+/* store_shmem.c: an invalidation of database dbid's namespace (WAL replay) */
+extern int64 cache_shmem_invalidate_in(Oid dbid, CacheOpKind kind,
+									   const char *arg, int len);
+
 typedef enum CacheSetResult
 {
 	CACHE_SET_STORED,

@@ -91,6 +91,7 @@ _PG_init(void)
 	cache_queue_define_gucs();
 	cache_tracking_define_gucs();
 	cache_near_define_gucs();
+	cache_wal_define_gucs();
 	cache_define_gucs();
 	cache_coherence_init();
 

@@ -65,6 +65,11 @@
  *    Past MAX_PENDING_SETS sets or MAX_PENDING_BYTES of values, a set is
  *    not kept: it returns false and the key is invalidated at commit.
  *
+ * Hot standbys (coherence_wal.c): with cache_ext.wal_invalidations on,
+ * PRE_COMMIT also writes the transaction's invalidations into one WAL
+ * record, before its commit record; its redo applies them on standbys and
+ * in crash recovery, and publishes them into the standby's ring.
+ *
  * The ring and the queue live in shared memory, so I3-I5 need
  * shared_preload_libraries; without it, I1, I2 and I6 still hold, and a
  * Redis invalidation that cannot be delivered fails its transaction.
@@ -77,6 +82,7 @@
 #include "cache.h"
 #include "common/hashfn.h"
 #include "coherence_ring.h"
+#include "coherence_wal.h"
 #include "invalq.h"
 #include "miscadmin.h"
 #include "storage/lwlock.h"
@@ -563,7 +569,8 @@ cache_note_miss(const CacheStore *store, const char *key, int keylen)
 	/* the latest miss counts: "a later miss followed by a set stores" */
 	h = miss_hash(store, key, keylen);
 	e = hash_search(co.misses, &h, HASH_ENTER, NULL);
-	e->seq = cache_ring_seq();
+	/* on a standby, before replayed invalidations not yet visible */
+	e->seq = cache_ring_lease_seq();
 }
 
 /*
@@ -769,6 +776,39 @@ queue_redis_ops(int from, TransactionId wait_xid)
 }
 
 /*
+ * Issue 15: this transaction's invalidations (not its sets; of identical
+ * bulk operations only the last) go into one WAL record, for hot standbys
+ * and crash recovery (coherence_wal.c).  Nothing when
+ * cache_ext.wal_invalidations is off or during recovery.
+ */
+static void
+log_to_wal(void)
+{
+	CacheWalOp *ops;
+	int			n = 0;
+
+	if (!cache_wal_enabled())
+		return;
+	ops = palloc(co.nops * sizeof(CacheWalOp));
+	for (int i = 0; i < co.nops; i++)
+	{
+		CacheOp    *op = &co.ops[i];
+
+		if (op->kind == CACHE_OP_SET ||
+			(op->kind != CACHE_OP_KEY && repeated_later(i)))
+			continue;
+		ops[n].store = op->store->id;
+		ops[n].kind = op->kind;
+		ops[n].text = op->key;
+		ops[n].len = op->keylen;
+		ops[n].nslen = op->nslen;
+		n++;
+	}
+	cache_wal_log(n, ops);
+	pfree(ops);
+}
+
+/*
  * I3 at PRE_COMMIT: a Redis invalidation failed, so hand them all to the
  * queue before the commit record is written; the worker delivers them
  * once this transaction is over.  Failing that, the transaction fails:
@@ -777,6 +817,12 @@ queue_redis_ops(int from, TransactionId wait_xid)
 static void
 pre_commit(void)
 {
+	/*
+	 * Hot standbys and crash recovery (coherence_wal.c): every invalidation
+	 * of the transaction is known now (deferred triggers have fired) and the
+	 * commit record is still to come, which the standby's redo relies on.
+	 */
+	log_to_wal();
 	if (!co.redis_undelivered)
 		return;
 	if (!queue_redis_ops(0, GetTopTransactionIdIfAny()))

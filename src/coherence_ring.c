@@ -20,6 +20,7 @@
 #include "miscadmin.h"
 #include "port/atomics.h"
 #include "storage/lwlock.h"
+#include "storage/procarray.h"
 #include "storage/shmem.h"
 #include "utils/snapmgr.h"
 
@@ -38,6 +39,7 @@ typedef struct RingSlot
 	uint16		len;
 	uint32		keyhash;		/* CACHE_OP_KEY */
 	TransactionId xid;			/* the committing transaction, if it had one */
+	bool		replayed;		/* from WAL replay: published before commit */
 	char		text[RING_TEXT];
 } RingSlot;
 
@@ -66,6 +68,15 @@ typedef struct Ring
 	LWLock		lock;
 	pg_atomic_uint64 last_seq;	/* newest published; readable unlocked */
 	RingForgotten forgotten;	/* under lock */
+
+	/*
+	 * Replayed slots (cache_ring_lease_seq): the oldest sequence number that
+	 * may hold one whose transaction is not visible yet, 0 for none
+	 * (written under lock, read unlocked); and the newest XID of such slots
+	 * overwritten before their transaction was seen to end (under lock).
+	 */
+	pg_atomic_uint64 replay_pending;
+	TransactionId replay_forgot_xid;
 	RingSlot	slots[RING_SLOTS];
 } Ring;
 
@@ -93,6 +104,8 @@ cache_coherence_shmem_init(void)
 	{
 		LWLockInitialize(&ring->lock, LWLockNewTrancheId());
 		pg_atomic_init_u64(&ring->last_seq, 0);
+		pg_atomic_init_u64(&ring->replay_pending, 0);
+		ring->replay_forgot_xid = InvalidTransactionId;
 		memset(ring->slots, 0, sizeof(ring->slots));
 		/* InvalidTransactionId is 0: nothing forgotten yet */
 		memset(&ring->forgotten, 0, sizeof(ring->forgotten));
@@ -204,9 +217,12 @@ static void
 forget_slot(RingSlot *slot)
 {
 	RingForgotten *f = &ring->forgotten;
+	uint64		pending = pg_atomic_read_u64(&ring->replay_pending);
 
 	if (!TransactionIdIsValid(slot->xid))
 		return;					/* not a write: snapshots do not matter */
+	if (slot->replayed && pending != 0 && slot->seq >= pending)
+		keep_newer(&ring->replay_forgot_xid, slot->xid);
 	switch ((CacheOpKind) slot->kind)
 	{
 		case CACHE_OP_KEY:
@@ -292,18 +308,20 @@ cache_ring_snapshot_missed(CacheBackend store, const char *key, int keylen)
 /* ---- publishing ---- */
 
 static void
-fill_slot(RingSlot *slot, uint64 seq, TransactionId next_xid, CacheOpKind kind,
-		  CacheBackend store, const char *text, int len)
+fill_slot(RingSlot *slot, uint64 seq, TransactionId next_xid, TransactionId xid,
+		  bool replayed, Oid dbid, CacheOpKind kind, CacheBackend store,
+		  const char *text, int len)
 {
 	/* a pattern too long to keep is widened to the whole namespace */
 	if (kind == CACHE_OP_PATTERN && len > RING_TEXT)
 		kind = CACHE_OP_ALL;
-	slot->seq = seq;
 	if (seq > RING_SLOTS)
 		forget_slot(slot);
+	slot->seq = seq;
+	slot->replayed = replayed;
 	slot->next_xid = next_xid;
-	slot->xid = GetTopTransactionIdIfAny();
-	slot->dbid = MyDatabaseId;
+	slot->xid = xid;
+	slot->dbid = dbid;
 	slot->store = store;
 	slot->kind = kind;
 	slot->len = Min(len, RING_TEXT);
@@ -318,8 +336,9 @@ fill_slot(RingSlot *slot, uint64 seq, TransactionId next_xid, CacheOpKind kind,
  * under the ring's lock, so that it grows with the sequence number, as
  * cache_ring_snapshot_missed() relies on.
  */
-void
-cache_ring_publish(int n, const CacheRingItem *items, uint64 *lo, uint64 *hi)
+static void
+publish_for(Oid dbid, TransactionId xid, bool replayed, int n,
+			const CacheRingItem *items, uint64 *lo, uint64 *hi)
 {
 	bool		stores[CACHE_NUM_STORES] = {false, false};
 	TransactionId next_xid;
@@ -343,7 +362,7 @@ cache_ring_publish(int n, const CacheRingItem *items, uint64 *lo, uint64 *hi)
 			{
 				last++;
 				fill_slot(&ring->slots[last % RING_SLOTS], last, next_xid,
-						  CACHE_OP_ALL, st, "", 0);
+						  xid, replayed, dbid, CACHE_OP_ALL, st, "", 0);
 			}
 	}
 	else
@@ -352,11 +371,97 @@ cache_ring_publish(int n, const CacheRingItem *items, uint64 *lo, uint64 *hi)
 		{
 			last++;
 			fill_slot(&ring->slots[last % RING_SLOTS], last, next_xid,
-					  items[i].kind, items[i].store, items[i].text,
-					  items[i].len);
+					  xid, replayed, dbid, items[i].kind, items[i].store,
+					  items[i].text, items[i].len);
 		}
 	}
+	if (replayed && TransactionIdIsValid(xid) && last >= *lo &&
+		pg_atomic_read_u64(&ring->replay_pending) == 0)
+		pg_atomic_write_u64(&ring->replay_pending, *lo);
 	pg_atomic_write_u64(&ring->last_seq, last);
 	*hi = last;
 	LWLockRelease(&ring->lock);
+}
+
+void
+cache_ring_publish(int n, const CacheRingItem *items, uint64 *lo, uint64 *hi)
+{
+	publish_for(MyDatabaseId, GetTopTransactionIdIfAny(), false, n, items,
+				lo, hi);
+}
+
+/*
+ * The replay of a WAL record (coherence_wal.c) publishes for the writing
+ * transaction and its database.  On a hot standby that XID is
+ * known-assigned and the next XID is past it before the record is redone,
+ * so the slot passes the snapshot check of cache_ring_snapshot_missed()
+ * exactly as a primary's does.
+ */
+void
+cache_ring_publish_replayed(Oid dbid, TransactionId xid, int n,
+							const CacheRingItem *items)
+{
+	uint64		lo;
+	uint64		hi;
+
+	publish_for(dbid, xid, true, n, items, &lo, &hi);
+}
+
+/*
+ * The lease a miss takes (I4 in coherence.c).  On a primary, the newest
+ * sequence number: a slot is published once its transaction is visible.
+ * A replayed slot is published before its commit record (coherence_wal.c),
+ * so a session that misses between the two would take a lease after the
+ * slot and read rows that do not show the write yet: its set must still be
+ * checked against that slot.  So the lease stops before the oldest
+ * replayed slot whose transaction is still in progress here (known-assigned
+ * on a hot standby); when such slots were overwritten before their
+ * transaction was seen to end, it stops before the whole ring (when in
+ * doubt, refuse) until the snapshot shows them ended.
+ */
+uint64
+cache_ring_lease_seq(void)
+{
+	uint64		last;
+	uint64		lo;
+	uint64		lease;
+
+	if (ring == NULL)
+		return 0;
+	if (pg_atomic_read_u64(&ring->replay_pending) == 0 &&
+		!TransactionIdIsValid(ring->replay_forgot_xid))
+		return pg_atomic_read_u64(&ring->last_seq);
+
+	LWLockAcquire(&ring->lock, LW_EXCLUSIVE);
+	last = pg_atomic_read_u64(&ring->last_seq);
+	lo = pg_atomic_read_u64(&ring->replay_pending);
+	if (lo != 0)
+	{
+		/* what was overwritten is in replay_forgot_xid (forget_slot) */
+		if (last - lo >= RING_SLOTS)
+			lo = last - RING_SLOTS + 1;
+		for (; lo <= last; lo++)
+		{
+			RingSlot   *slot = &ring->slots[lo % RING_SLOTS];
+
+			if (slot->replayed && TransactionIdIsValid(slot->xid) &&
+				TransactionIdIsInProgress(slot->xid))
+				break;
+		}
+		pg_atomic_write_u64(&ring->replay_pending, lo > last ? 0 : lo);
+	}
+	lease = (lo != 0 && lo <= last) ? lo - 1 : last;
+	if (TransactionIdIsValid(ring->replay_forgot_xid))
+	{
+		/* every XID before a fresh snapshot's xmin has ended */
+		Snapshot	snap = ActiveSnapshotSet() ? GetActiveSnapshot() : NULL;
+
+		if (snap != NULL &&
+			TransactionIdPrecedes(ring->replay_forgot_xid, snap->xmin))
+			ring->replay_forgot_xid = InvalidTransactionId;
+		else
+			lease = (last > RING_SLOTS) ? last - RING_SLOTS - 1 : 0;
+	}
+	LWLockRelease(&ring->lock);
+	return lease;
 }

@@ -36,6 +36,20 @@ extern void cache_ring_publish(int n, const CacheRingItem *items,
 							   uint64 *lo, uint64 *hi);
 
 /*
+ * Publish the invalidations of a replayed WAL record (coherence_wal.c):
+ * for the writing transaction "xid" (may be invalid) in database "dbid".
+ */
+extern void cache_ring_publish_replayed(Oid dbid, TransactionId xid, int n,
+										const CacheRingItem *items);
+
+/*
+ * The sequence number a miss remembers as its lease: the newest one, or on
+ * a standby one before the replayed invalidations whose transactions are
+ * not visible yet.
+ */
+extern uint64 cache_ring_lease_seq(void);
+
+/*
  * Did another transaction commit an invalidation covering this key after
  * sequence number "since"?  skip_lo..skip_hi: the caller's own commit.
  * True also when the ring has forgotten that far back.

@@ -619,9 +619,12 @@ file_rewrite(void)
 	return ok;
 }
 
-/* Appends records to the file and fsyncs it.  Caller holds file_lock. */
+/*
+ * Appends records to the file and fsyncs it (unless !sync: see
+ * cache_queue_push_replayed).  Caller holds file_lock.
+ */
 static bool
-file_append(StringInfo records)
+file_append(StringInfo records, bool sync)
 {
 	int			fd;
 	bool		ok;
@@ -637,7 +640,7 @@ file_append(StringInfo records)
 		ereport(WARNING,
 				(errcode_for_file_access(),
 				 errmsg("could not write file \"%s\": %m", QUEUE_FILE)));
-	else if (pg_fsync(fd) != 0)
+	else if (sync && pg_fsync(fd) != 0)
 	{
 		/*
 		 * Unlike a data file this needs no PANIC: after a failed fsync the
@@ -659,11 +662,11 @@ file_append(StringInfo records)
 	return ok;
 }
 
-bool
-cache_queue_push(int n, const CacheQueueItem *items, TransactionId wait_xid)
+static bool
+push_items(int n, const CacheQueueItem *items, TransactionId wait_xid,
+		   const char *prefix, bool sync)
 {
 	const char *url;
-	const char *prefix;
 	StringInfoData records;
 	bool		ok = false;
 	int			procno = -1;
@@ -673,7 +676,6 @@ cache_queue_push(int n, const CacheQueueItem *items, TransactionId wait_xid)
 	if (n <= 0)
 		return true;
 	url = cache_redis_url_raw();
-	prefix = cache_key_prefix ? cache_key_prefix : "";
 	if (url[0] == '\0' || strlen(url) >= MAX_URL_LEN)
 		return false;
 
@@ -704,7 +706,7 @@ cache_queue_push(int n, const CacheQueueItem *items, TransactionId wait_xid)
 		procno = queue->worker_procno;
 		LWLockRelease(&queue->lock);
 		if (ok)
-			ok = file_append(&records);
+			ok = file_append(&records, sync);
 	}
 	PG_CATCH();
 	{
@@ -723,6 +725,44 @@ cache_queue_push(int n, const CacheQueueItem *items, TransactionId wait_xid)
 	if (procno >= 0)
 		SetLatch(&GetPGProcByNumber(procno)->procLatch);
 	return ok;
+}
+
+bool
+cache_queue_push(int n, const CacheQueueItem *items, TransactionId wait_xid)
+{
+	return push_items(n, items, wait_xid,
+					  cache_key_prefix ? cache_key_prefix : "", true);
+}
+
+bool
+cache_queue_push_replayed(int n, const CacheQueueItem *items,
+						  TransactionId wait_xid, const char *key_prefix,
+						  bool sync)
+{
+	return push_items(n, items, wait_xid, key_prefix, sync);
+}
+
+void
+cache_queue_sync_file(void)
+{
+	int			fd;
+
+	if (queue == NULL)
+		return;
+	LWLockAcquire(&queue->file_lock, LW_EXCLUSIVE);
+	fd = OpenTransientFile(QUEUE_FILE, O_WRONLY | PG_BINARY);
+	if (fd >= 0)
+	{
+		if (pg_fsync(fd) != 0)
+		{
+			ereport(WARNING,
+					(errcode_for_file_access(),
+					 errmsg("could not fsync file \"%s\": %m", QUEUE_FILE)));
+			queue->file_rewrite = true;
+		}
+		CloseTransientFile(fd);
+	}
+	LWLockRelease(&queue->file_lock);
 }
 
 

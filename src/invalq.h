@@ -54,6 +54,18 @@ extern bool cache_queue_available(void);
 extern bool cache_queue_push(int n, const CacheQueueItem *items,
 							 TransactionId wait_xid);
 
+/*
+ * The same for the replay of a WAL record (coherence_wal.c): key_prefix is
+ * the writer's, the URL this server's own cache_ext.redis_url.  With !sync
+ * the file is written but not fsync'd (crash recovery, which replays the
+ * record again after another crash); cache_queue_sync_file() then makes it
+ * durable before the end-of-recovery checkpoint.
+ */
+extern bool cache_queue_push_replayed(int n, const CacheQueueItem *items,
+									  TransactionId wait_xid,
+									  const char *key_prefix, bool sync);
+extern void cache_queue_sync_file(void);
+
 /* Is anything queued?  One atomic read: cheap on every call. */
 extern bool cache_queue_nonempty(void);
 

@@ -52,7 +52,7 @@
 
 #include <time.h>
 
-#include "cache_ext.h"
+#include "cache.h"
 #include "common/hashfn.h"
 #include "miscadmin.h"
 #include "port/atomics.h"
@@ -361,12 +361,21 @@ chain_write(BlockNo *chain, uint32 n, const char *key, int keylen,
 	}
 }
 
+/*
+ * The database whose namespace key lookups use: this session's, or while
+ * cache_shmem_invalidate_in() runs (WAL replay, no database of its own),
+ * the replayed record's.
+ */
+static Oid	replay_dbid = InvalidOid;
+
+#define KEY_DBID() (OidIsValid(replay_dbid) ? replay_dbid : MyDatabaseId)
+
 static bool
 key_equals(CacheEntry *e, uint32 hash, const char *key, int keylen)
 {
 	char		buf[CACHE_MAX_KEY_LEN];
 
-	if (e->hash != hash || e->keylen != keylen || e->dbid != MyDatabaseId)
+	if (e->hash != hash || e->keylen != keylen || e->dbid != KEY_DBID())
 		return false;
 	if (keylen <= HEAD_PAYLOAD)
 		return memcmp(e->data, key, keylen) == 0;
@@ -381,7 +390,7 @@ static inline uint32
 key_hash(const char *key, int keylen)
 {
 	return hash_combine(hash_bytes((const unsigned char *) key, keylen),
-						MyDatabaseId);
+						KEY_DBID());
 }
 
 /*
@@ -828,6 +837,47 @@ shmem_ttl(const char *key, int keylen, bool *found)
 		return -1;
 	/* round to the nearest second, as Redis's TTL does */
 	return (int32) ((expires - now + 500000) / 1000000);
+}
+
+/*
+ * An invalidation of database dbid's namespace, for the replay of WAL
+ * invalidations (coherence_wal.c) in the startup process, which has no
+ * database.  Returns the live keys removed.
+ */
+int64
+cache_shmem_invalidate_in(Oid dbid, CacheOpKind kind, const char *arg, int len)
+{
+	int64		removed = 0;
+
+	if (shared == NULL || !OidIsValid(dbid))
+		return 0;
+	switch (kind)
+	{
+		case CACHE_OP_KEY:
+			replay_dbid = dbid;
+			PG_TRY();
+			{
+				removed = shmem_del(arg, len) ? 1 : 0;
+			}
+			PG_FINALLY();
+			{
+				replay_dbid = InvalidOid;
+			}
+			PG_END_TRY();
+			break;
+		case CACHE_OP_PREFIX:
+			removed = remove_matching(MATCH_PREFIX, dbid, arg, len);
+			break;
+		case CACHE_OP_PATTERN:
+			removed = remove_matching(MATCH_PATTERN, dbid, arg, len);
+			break;
+		case CACHE_OP_ALL:
+			removed = remove_matching(MATCH_ALL, dbid, NULL, 0);
+			break;
+		default:
+			break;
+	}
+	return removed;
 }
 
 /*

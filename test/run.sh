@@ -22,6 +22,7 @@
 #   CE_REGRESS="basic args"   run only these pg_regress cases
 #   CE_ONLY="regress isolation tap scripts"   steps to run
 #   CE_TAP="001_restart"      run only these TAP files (names without .pl)
+#   CE_SCRIPTS="coherence_stress"  run only these scripts (names without .sh)
 #   CE_SKIP_BUILD=1           skip step 1 (packages, build, install)
 #   CE_KEEP=1                 keep the temp dir and services for debugging
 #   CE_VERBOSE=1              prove -v
@@ -251,6 +252,9 @@ step_scripts() {
 	for f in "$CE_ROOT/test/scripts/"*.sh; do
 		[ -e "$f" ] || continue
 		name=$(basename "$f" .sh)
+		if [ -n "${CE_SCRIPTS:-}" ] && [[ " $CE_SCRIPTS " != *" $name "* ]]; then
+			continue
+		fi
 		ce_log "script $name"
 		PGOPTIONS="-c client_min_messages=warning" \
 			ce_psql -d postgres -c "DROP DATABASE IF EXISTS cache_script" \

@@ -19,9 +19,24 @@
 # set is never stale).  Prints the number of
 # invalidations queued and delivered (cache_stats()).
 #
+# A hot standby reader (issue 15): the primary turns on
+# cache_ext.wal_invalidations and a streaming standby is made from it
+# (pg_basebackup, as the owner of the primary's data directory); readers on
+# the standby, through cache_fetch and cache_get + cache_set on the same
+# store, first read the row from the standby's own replayed table, then the
+# cached version: an older one is a stale read relative to the standby's
+# data.  After the run, once the standby has replayed everything and its
+# queue is empty, its values must be the rows' current versions too.  The
+# standby keeps its Redis values under cache_ext.key_prefix 'standby:', so
+# that the primary's readers are checked against the primary's promise: a
+# value that a lagging standby stores in a Redis shared under one prefix
+# can be served by the primary until the standby replays the write (the
+# contract's promise for that case; test/t/150_standby.pl checks it).
+#
 # Environment: the PG* variables; REDIS_PORT (and REDIS_HOST, REDIS_CLI,
 # REDIS_SERVER) for the Redis parts, skipped without it;
-# STRESS_SECONDS (15) per store; STRESS_DRAIN_SECONDS (15).
+# STRESS_SECONDS (15) per store; STRESS_DRAIN_SECONDS (15);
+# STRESS_STANDBY=0 to run without the standby.
 set -euo pipefail
 
 here=$(cd "$(dirname "$0")" && pwd)
@@ -91,9 +106,87 @@ redis_start() {
 	return 1
 }
 
+# ---- the standby ----
+
+with_standby=${STRESS_STANDBY:-1}
+standby_started=0
+sdir=
+sport=
+
+pg_owner() { stat -c %U "$(psql -X -Atqc 'SHOW data_directory')"; }
+
+as_pg_owner() {
+	if [ "$(id -un)" = "$pg_owner" ]; then
+		"$@"
+	elif [ "$(id -u)" = 0 ]; then
+		runuser -u "$pg_owner" -- "$@"
+	else
+		sudo -u "$pg_owner" "$@"
+	fi
+}
+
+free_port() {
+	local p
+	for p in $(seq $((PGPORT + 101)) $((PGPORT + 300))); do
+		if ! (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; then
+			echo "$p"
+			return 0
+		fi
+	done
+	return 1
+}
+
+# psql on the standby
+spsql() { PGHOST=127.0.0.1 PGPORT=$sport psql -X -q -v ON_ERROR_STOP=1 "$@"; }
+
+standby_start() {
+	pg_owner=$(pg_owner)
+	sport=$(free_port)
+	sdir=$(mktemp -d)
+	chown "$pg_owner" "$sdir"
+	psql_q -c "ALTER SYSTEM SET cache_ext.wal_invalidations = on" -c "SELECT pg_reload_conf()" >/dev/null
+	as_pg_owner "${PGBIN:+$PGBIN/}pg_basebackup" -D "$sdir/data" -X stream -R -c fast \
+		>"$sdir/basebackup.log" 2>&1 || { cat "$sdir/basebackup.log" >&2; return 1; }
+	as_pg_owner tee -a "$sdir/data/postgresql.conf" >/dev/null <<CONF
+port = $sport
+listen_addresses = '127.0.0.1'
+unix_socket_directories = '$sdir'
+hot_standby = on
+hot_standby_feedback = on
+max_standby_streaming_delay = -1
+cache_ext.key_prefix = 'standby:'
+CONF
+	as_pg_owner "${PGBIN:+$PGBIN/}pg_ctl" -D "$sdir/data" -l "$sdir/standby.log" -w -t 60 start >/dev/null ||
+		{ tail -n 30 "$sdir/standby.log" >&2; return 1; }
+	standby_started=1
+	[ "$(spsql -Atc 'SELECT pg_is_in_recovery()')" = t ] || return 1
+}
+
+standby_stop() {
+	if [ "$standby_started" = 1 ]; then
+		as_pg_owner "${PGBIN:+$PGBIN/}pg_ctl" -D "$sdir/data" -m immediate -w stop >/dev/null 2>&1 || true
+		standby_started=0
+	fi
+	[ -z "$sdir" ] || rm -rf "$sdir"
+	psql_q -c "ALTER SYSTEM RESET cache_ext.wal_invalidations" -c "SELECT pg_reload_conf()" >/dev/null 2>&1 || true
+}
+
+# Waits until the standby has replayed everything the primary wrote.
+standby_catch_up() {
+	local target
+	target=$(psql_q -Atc "SELECT pg_current_wal_flush_lsn()")
+	SECONDS=0
+	while [ "$SECONDS" -lt 30 ]; do
+		[ "$(spsql -Atc "SELECT pg_last_wal_replay_lsn() >= '$target'::pg_lsn")" = t ] && return 0
+		sleep 0.2
+	done
+	return 1
+}
+
 cleanup() {
 	local rc=$?
 	jobs -p | xargs -r kill 2>/dev/null || true
+	standby_stop
 	if [ "$have_redis" = 1 ] && ! redis_up; then
 		redis_start || true
 	fi
@@ -160,9 +253,15 @@ CREATE TABLE stress_stale (path text, id int, committed int, cached int,
 SELECT cache_attach('stress_items', 'stress:{id}', 'stress_aside:{id}');
 SQL
 
-# Values left in a store that are not the row's current version.
+if [ "$with_standby" = 1 ]; then
+	standby_start || { echo "FAIL: could not start the standby (STRESS_STANDBY=0 runs without it)"; exit 1; }
+	echo "standby on port $sport, replaying with cache_ext.wal_invalidations = on"
+fi
+
+# Values left in a store that are not the row's current version
+# (final_stale STORE [psql], psql_q by default).
 final_stale() {
-	PGOPTIONS="-c cache_ext.backend=$1 -c client_min_messages=error" psql_q -Atc "
+	PGOPTIONS="-c cache_ext.backend=$1 -c client_min_messages=error" "${2:-psql_q}" -Atc "
 		SELECT count(*) FROM stress_items i,
 			LATERAL (SELECT cache_get('stress_aside:' || i.id) AS aside,
 			                cache_get('stress:' || i.id) AS fetched) c
@@ -191,8 +290,20 @@ for backend in $stores; do
 	else
 		echo "$backend: readers and writers on $backend, $duration s (no Redis)"
 	fi
-	rm -f "$tmp/peak"
+	rm -f "$tmp/peak" "$tmp/standby_stale"
+	: >"$tmp/standby_stale"
 	pids=()
+	if [ "$with_standby" = 1 ]; then
+		for b in $stores; do
+			PGOPTIONS="-c cache_ext.backend=$b" spsql -c "SELECT cache_flush()" >/dev/null
+		done
+		spsql -c "SELECT cache_reset_stats()" >/dev/null
+		PGHOST=127.0.0.1 PGPORT=$sport "$pgbench" -n -c 3 -j 1 -T "$duration" \
+			-D stalefile="$tmp/standby_stale" \
+			-f "$here/stress/standby_fetch_reader.sql@1" \
+			-f "$here/stress/standby_aside_reader.sql@1" >"$tmp/standby_out" 2>&1 &
+		standby_pid=$!
+	fi
 	if [ "$have_redis" = 1 ]; then
 		monitor &
 		pids+=($!)
@@ -206,6 +317,10 @@ for backend in $stores; do
 	if [ "$have_redis" = 1 ]; then
 		wait "$outage_pid" || { echo "FAIL $backend: the Redis outage did not run"; status=1; }
 	fi
+	s_rc=0
+	if [ "$with_standby" = 1 ]; then
+		wait "$standby_pid" || s_rc=$?
+	fi
 
 	# the queue drains once Redis answers
 	q_end=$(queued)
@@ -218,6 +333,40 @@ for backend in $stores; do
 		[ "$(queued)" = 0 ] || drained=0
 	fi
 	for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; wait "$p" 2>/dev/null || true; done
+
+	# the standby: replayed everything, its own queue drained
+	s_stale=0
+	s_left=0
+	s_ok=1
+	if [ "$with_standby" = 1 ]; then
+		s_stale=$(wc -l <"$tmp/standby_stale")
+		standby_catch_up || { echo "  the standby did not catch up within 30 s"; s_ok=0; }
+		SECONDS=0
+		while [ "$SECONDS" -lt "$drain_secs" ]; do
+			q=$(PGOPTIONS="-c cache_ext.backend=redis -c client_min_messages=error" \
+				spsql -Atc "SELECT invalidations_queued FROM cache_stats()" 2>/dev/null || echo 0)
+			[ "$q" = 0 ] && break
+			sleep 0.2
+		done
+		[ "${q:-0}" = 0 ] || { echo "  the standby's queue did not drain within $drain_secs s"; s_ok=0; }
+		for b in $stores; do
+			n=$(final_stale "$b" spsql)
+			[ "$n" = 0 ] || echo "  $n stale values left in the $b store seen from the standby after the run"
+			s_left=$((s_left + n))
+		done
+		s_ops=$(sed -n 's/^number of transactions actually processed: \([0-9]*\).*/\1/p' "$tmp/standby_out")
+		PGOPTIONS="-c cache_ext.backend=$backend" spsql -Atc "SELECT '  standby stats: hits=' || hits || ' misses=' || misses || ' sets=' || sets || ' errors=' || errors FROM cache_stats()"
+		s_useful=$(PGOPTIONS="-c cache_ext.backend=$backend" spsql -Atc "SELECT hits >= $((min_hits / 10)) AND sets >= $((min_sets / 10)) FROM cache_stats()")
+		echo "  standby: ${s_ops:-0} reads, $s_stale stale reads relative to its own replayed data, $s_left stale values after the run"
+		[ "$s_stale" = 0 ] || sort "$tmp/standby_stale" | head -n 10 | sed 's/^/    stale: /'
+		if [ "$s_rc" -ne 0 ] || [ -z "$s_ops" ] || [ "$s_ops" -eq 0 ]; then
+			grep -E 'ERROR|FATAL|aborted' "$tmp/standby_out" | head -n 10
+			echo "  the standby readers failed (exit status $s_rc)"
+			s_ok=0
+		fi
+		[ "$s_useful" = t ] || { echo "  the standby readers stored or read too little for the check to mean anything"; s_ok=0; }
+		[ "$s_stale" = 0 ] && [ "$s_left" = 0 ] || s_ok=0
+	fi
 
 	ops=$(sed -n 's/^number of transactions actually processed: \([0-9]*\).*/\1/p' <<<"$out")
 	writes=$(psql_q -Atc "SELECT count(*) FROM stress_done")
@@ -241,7 +390,7 @@ for backend in $stores; do
 		echo "$out" | tail -n 20
 		echo "FAIL $backend: pgbench failed (exit status $rc)"
 		status=1
-	elif [ "$stale" != 0 ] || [ "$left" != 0 ] || [ "$drained" != 1 ] || [ "$useful" != t ]; then
+	elif [ "$stale" != 0 ] || [ "$left" != 0 ] || [ "$drained" != 1 ] || [ "$useful" != t ] || [ "$s_ok" != 1 ]; then
 		[ "$useful" = t ] || echo "  the readers stored or read too little for the check to mean anything (want at least $min_hits hits and $min_sets sets)"
 		psql_q -Atc "SELECT '  stale reads by reader: ' || coalesce(string_agg(path || '=' || n, ' '), 'none')
 			FROM (SELECT path, count(*) AS n FROM stress_stale GROUP BY path ORDER BY path) s"
