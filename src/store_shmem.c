@@ -849,7 +849,7 @@ cache_shmem_invalidate_in(Oid dbid, CacheOpKind kind, const char *arg, int len)
 {
 	int64		removed = 0;
 
-	if (shared == NULL || !OidIsValid(dbid))
+	if (shm_shared == NULL || !OidIsValid(dbid))
 		return 0;
 	switch (kind)
 	{
@@ -866,13 +866,13 @@ cache_shmem_invalidate_in(Oid dbid, CacheOpKind kind, const char *arg, int len)
 			PG_END_TRY();
 			break;
 		case CACHE_OP_PREFIX:
-			removed = remove_matching(MATCH_PREFIX, dbid, arg, len);
+			removed = shm_remove_matching(MATCH_PREFIX, dbid, arg, len);
 			break;
 		case CACHE_OP_PATTERN:
-			removed = remove_matching(MATCH_PATTERN, dbid, arg, len);
+			removed = shm_remove_matching(MATCH_PATTERN, dbid, arg, len);
 			break;
 		case CACHE_OP_ALL:
-			removed = remove_matching(MATCH_ALL, dbid, NULL, 0);
+			removed = shm_remove_matching(MATCH_ALL, dbid, NULL, 0);
 			break;
 		default:
 			break;
