@@ -378,6 +378,12 @@ publish_for(Oid dbid, TransactionId xid, bool replayed, int n,
 	if (replayed && TransactionIdIsValid(xid) && last >= *lo &&
 		pg_atomic_read_u64(&ring->replay_pending) == 0)
 		pg_atomic_write_u64(&ring->replay_pending, *lo);
+
+	/*
+	 * replay_pending and replay_forgot_xid (forget_slot) before last_seq:
+	 * cache_ring_lease_seq() reads them unlocked in the opposite order.
+	 */
+	pg_write_barrier();
 	pg_atomic_write_u64(&ring->last_seq, last);
 	*hi = last;
 	LWLockRelease(&ring->lock);
@@ -428,9 +434,24 @@ cache_ring_lease_seq(void)
 
 	if (ring == NULL)
 		return 0;
+
+	/*
+	 * The fast path, without the lock: last_seq first, then replay_pending
+	 * and replay_forgot_xid.  publish_for() writes those two before
+	 * last_seq, with a write barrier between, so if this reads a last_seq
+	 * that includes a replayed slot, the read barrier guarantees it also
+	 * reads the replay_pending (or replay_forgot_xid) written with it, or a
+	 * later value: a later 0 is written only under the lock after every
+	 * replayed slot up to a last_seq at least as new was seen to be no
+	 * longer in progress.  Read the other way round (replay_pending, then
+	 * last_seq), a publish between the two reads would let a miss take a
+	 * lease after a replayed slot whose transaction is still in progress.
+	 */
+	last = pg_atomic_read_u64(&ring->last_seq);
+	pg_read_barrier();
 	if (pg_atomic_read_u64(&ring->replay_pending) == 0 &&
 		!TransactionIdIsValid(ring->replay_forgot_xid))
-		return pg_atomic_read_u64(&ring->last_seq);
+		return last;
 
 	LWLockAcquire(&ring->lock, LW_EXCLUSIVE);
 	last = pg_atomic_read_u64(&ring->last_seq);
