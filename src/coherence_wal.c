@@ -75,10 +75,20 @@
  * Crash recovery on the primary replays the same records: every Redis
  * invalidation of a transaction whose record is after the redo point is
  * queued again and delivered before anything else the worker does, which
- * covers a crash between a commit and its commit-time repeat.  During
- * crash recovery pushes are not fsync'd one by one (a crash during
- * recovery replays them again); rm_cleanup fsyncs the queue file before
- * the end-of-recovery checkpoint moves the redo point past them.
+ * covers a crash between a commit and its commit-time repeat.
+ *
+ * Durability.  Replayed pushes are written to the queue file but not
+ * fsync'd one by one, which would cap replay at the disk's fsync rate: the
+ * worker fsyncs the file at most CACHE_QUEUE_SYNC_MS after an unsynced
+ * push, the startup process itself once one is CACHE_QUEUE_SYNC_REPLAY_MS
+ * old (a worker stuck on a slow Redis), and rm_cleanup at the end of
+ * recovery, before the end-of-recovery checkpoint.  A PostgreSQL crash
+ * loses nothing (the data is in the kernel's page cache, and a crash
+ * during recovery replays the records anyway).  Only an operating-system
+ * crash can lose pushes, and only those not yet fsync'd, i.e. made in the
+ * last ~100 ms, whose records a restartpoint completed in those same
+ * ~100 ms has moved the redo point past: restartpoints offer no hook to
+ * fsync first.
  *
  *-------------------------------------------------------------------------
  */
@@ -370,7 +380,6 @@ queue_redis(const ParsedRecord *p)
 	CacheQueueItem *items = palloc(Max(p->nops, 1) * sizeof(CacheQueueItem));
 	int			n = 0;
 	TransactionId wait_xid;
-	bool		sync;
 	bool		ok;
 
 	for (int i = 0; i < p->nops; i++)
@@ -395,13 +404,12 @@ queue_redis(const ParsedRecord *p)
 		p->xid : InvalidTransactionId;
 
 	/*
-	 * In crash recovery a later crash replays this record again, so the
-	 * file needs no fsync per record: rm_cleanup makes it durable before
-	 * the end-of-recovery checkpoint.  A standby's restartpoints move its
-	 * redo point with no hook for us: fsync each push there.
+	 * Not fsync'd here (see "Durability" at the top of this file): the
+	 * worker fsyncs the file within CACHE_QUEUE_SYNC_MS, this process
+	 * itself when the worker has not for CACHE_QUEUE_SYNC_REPLAY_MS (busy
+	 * with a slow Redis), and rm_cleanup at the end of recovery.
 	 */
-	sync = ArchiveRecoveryRequested;
-	ok = cache_queue_push_replayed(n, items, wait_xid, p->prefix, sync);
+	ok = cache_queue_push_replayed(n, items, wait_xid, p->prefix, false);
 
 	/*
 	 * A server whose own cache_ext.key_prefix differs (a standby that keeps
@@ -410,7 +418,8 @@ queue_redis(const ParsedRecord *p)
 	 */
 	if (cache_key_prefix != NULL && strcmp(cache_key_prefix, p->prefix) != 0)
 		ok = cache_queue_push_replayed(n, items, wait_xid, cache_key_prefix,
-									   sync) && ok;
+									   false) && ok;
+	(void) cache_queue_sync_if_dirty(CACHE_QUEUE_SYNC_REPLAY_MS, NULL);
 	if (!ok)
 		ereport(WARNING,
 				(errmsg("cache_ext: could not queue the Redis invalidations of replayed transaction %u",
@@ -528,12 +537,15 @@ cache_wal_identify(uint8 info)
 	return NULL;
 }
 
-/* End of redo: make what crash recovery queued durable (see the top). */
+/*
+ * End of redo (crash recovery, promotion, end of a point-in-time
+ * recovery): make what replay queued durable before the end-of-recovery
+ * checkpoint moves the redo point past its records.
+ */
 static void
 cache_wal_cleanup(void)
 {
-	if (!ArchiveRecoveryRequested)
-		cache_queue_sync_file();
+	cache_queue_sync_if_dirty(0, NULL);
 }
 
 static RmgrData cache_rmgr = {
