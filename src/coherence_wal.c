@@ -109,6 +109,7 @@
 #include "miscadmin.h"
 #include "storage/lwlock.h"
 #include "utils/memutils.h"
+#include "utils/timestamp.h"
 
 #define CACHE_WAL_RMGR_ID	RM_EXPERIMENTAL_ID
 #define CACHE_WAL_RMGR_NAME "cache_ext"
@@ -157,6 +158,23 @@ typedef struct WalItem
 	int			nslen;
 	const char *text;
 } WalItem;
+
+/*
+ * Redo's WARNINGs come at most once per this interval per kind, with how
+ * many were not logged since: a standby replaying a burst of records into
+ * a full queue, or records it cannot apply, would otherwise log one per
+ * record.
+ */
+#define REDO_WARNING_INTERVAL_MS 10000
+
+typedef struct RedoWarningLimit
+{
+	TimestampTz last;			/* when one was last logged, 0 for never */
+	int64		suppressed;		/* not logged since */
+} RedoWarningLimit;
+
+static RedoWarningLimit warn_queue_full;
+static RedoWarningLimit warn_failed;	/* errors, unknown or bad records */
 
 bool		cache_wal_invalidations = false;
 
@@ -312,6 +330,41 @@ cache_wal_log(int n, const CacheWalOp *ops)
 
 /* ---- standbys and crash recovery: replaying it ---- */
 
+/*
+ * May a WARNING of this kind be logged now?  If so, *suppressed is how
+ * many were not since the last one, to be said with it.
+ */
+static bool
+redo_warning_allowed(RedoWarningLimit *limit, int64 *suppressed)
+{
+	TimestampTz now = GetCurrentTimestamp();
+
+	if (limit->last != 0 &&
+		!TimestampDifferenceExceeds(limit->last, now, REDO_WARNING_INTERVAL_MS))
+	{
+		limit->suppressed++;
+		return false;
+	}
+	*suppressed = limit->suppressed;
+	limit->suppressed = 0;
+	limit->last = now;
+	return true;
+}
+
+#define SUPPRESSED_CONTEXT \
+	"%lld more warnings like this one about replayed WAL records were not logged since the previous one (at most one is logged every %d s)"
+
+/* errcontext() for the count, when there is one */
+static int
+redo_warning_context(int64 suppressed)
+{
+	if (suppressed > 0)
+		errcontext(SUPPRESSED_CONTEXT, (long long) suppressed,
+				   REDO_WARNING_INTERVAL_MS / 1000);
+	return 0;
+}
+
+
 /* A record parsed in place; texts point into the record. */
 typedef struct ParsedRecord
 {
@@ -381,6 +434,7 @@ queue_redis(const ParsedRecord *p)
 	int			n = 0;
 	TransactionId wait_xid;
 	bool		ok;
+	int64		suppressed;
 
 	for (int i = 0; i < p->nops; i++)
 	{
@@ -420,12 +474,14 @@ queue_redis(const ParsedRecord *p)
 		ok = cache_queue_push_replayed(n, items, wait_xid, cache_key_prefix,
 									   false) && ok;
 	(void) cache_queue_sync_if_dirty(CACHE_QUEUE_SYNC_REPLAY_MS, NULL);
-	if (!ok)
+	if (!ok && redo_warning_allowed(&warn_queue_full, &suppressed))
 		ereport(WARNING,
-				(errmsg("cache_ext: could not queue the Redis invalidations of replayed transaction %u",
+				(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
+				 errmsg("cache_ext: could not queue the Redis invalidations of replayed transaction %u",
 						p->xid),
 				 errdetail("The invalidation queue is full even with its entries widened to their namespaces; values cached from the old rows can stay in Redis until they expire."),
-				 errhint("Raise cache_ext.queue_size, and check that the Redis server of cache_ext.redis_url answers.")));
+				 errhint("Raise cache_ext.queue_size, and check that the Redis server of cache_ext.redis_url answers."),
+				 redo_warning_context(suppressed)));
 }
 
 static void
@@ -474,6 +530,7 @@ cache_wal_redo(XLogReaderState *record)
 	uint8		info = XLogRecGetInfo(record) & ~XLR_INFO_MASK;
 	MemoryContext oldcxt;
 	ParsedRecord p;
+	int64		suppressed;
 
 	if (redo_cxt == NULL)
 		redo_cxt = AllocSetContextCreate(TopMemoryContext, "cache_ext redo",
@@ -488,14 +545,22 @@ cache_wal_redo(XLogReaderState *record)
 	PG_TRY();
 	{
 		if (info != XLOG_CACHE_INVALIDATE)
-			ereport(WARNING,
-					(errcode(ERRCODE_DATA_CORRUPTED),
-					 errmsg("cache_ext: skipped a WAL record of unknown type %u", info),
-					 errhint("The primary may run a newer cache_ext: install the same version on this server.")));
+		{
+			if (redo_warning_allowed(&warn_failed, &suppressed))
+				ereport(WARNING,
+						(errcode(ERRCODE_DATA_CORRUPTED),
+						 errmsg("cache_ext: skipped a WAL record of unknown type %u", info),
+						 errhint("The primary may run a newer cache_ext: install the same version on this server."),
+						 redo_warning_context(suppressed)));
+		}
 		else if (!parse_record(record, &p))
-			ereport(WARNING,
-					(errcode(ERRCODE_DATA_CORRUPTED),
-					 errmsg("cache_ext: skipped a malformed WAL record of invalidations")));
+		{
+			if (redo_warning_allowed(&warn_failed, &suppressed))
+				ereport(WARNING,
+						(errcode(ERRCODE_DATA_CORRUPTED),
+						 errmsg("cache_ext: skipped a malformed WAL record of invalidations"),
+						 redo_warning_context(suppressed)));
+		}
 		else
 			apply_record(&p);
 	}
@@ -508,8 +573,20 @@ cache_wal_redo(XLogReaderState *record)
 		LWLockReleaseAll();
 		edata = CopyErrorData();
 		FlushErrorState();
-		edata->elevel = WARNING;
-		ThrowErrorData(edata);
+		if (redo_warning_allowed(&warn_failed, &suppressed))
+		{
+			if (suppressed > 0)
+			{
+				char	   *more = psprintf(SUPPRESSED_CONTEXT,
+											(long long) suppressed,
+											REDO_WARNING_INTERVAL_MS / 1000);
+
+				edata->context = edata->context ?
+					psprintf("%s\n%s", edata->context, more) : more;
+			}
+			edata->elevel = WARNING;
+			ThrowErrorData(edata);
+		}
 	}
 	PG_END_TRY();
 	MemoryContextSwitchTo(oldcxt);
@@ -545,7 +622,16 @@ cache_wal_identify(uint8 info)
 static void
 cache_wal_cleanup(void)
 {
+	RedoWarningLimit *limits[] = {&warn_queue_full, &warn_failed};
+
 	cache_queue_sync_if_dirty(0, NULL);
+
+	/* the rest of the count that redo_warning_allowed() kept */
+	for (int i = 0; i < lengthof(limits); i++)
+		if (limits[i]->suppressed > 0)
+			ereport(WARNING,
+					(errmsg("cache_ext: %lld more warnings about replayed WAL records were not logged",
+							(long long) limits[i]->suppressed)));
 }
 
 static RmgrData cache_rmgr = {
