@@ -119,9 +119,13 @@
 
 /*
  * A record's operations are widened to their namespaces when they take
- * more than this; a namespace is never widened further.
+ * more than this; a namespace is never widened further.  Widening empties
+ * whole namespaces on every standby, so the bound is high: 1 MB holds
+ * about 10,000 keys of 100 bytes (a 2,000-row UPDATE is written key by
+ * key), far below what PostgreSQL can write and read back as one record
+ * (about 1 GB: MaxAllocSize, for the reader's buffer), and costs a standby one parse of it per transaction that large.
  */
-#define MAX_RECORD_BYTES	(64 * 1024)
+#define MAX_RECORD_BYTES	(1024 * 1024)
 
 /*
  * The record: this header, key_prefix (prefixlen bytes), then nops
