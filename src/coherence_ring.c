@@ -77,6 +77,13 @@ typedef struct Ring
 	 */
 	pg_atomic_uint64 replay_pending;
 	TransactionId replay_forgot_xid;
+
+	/*
+	 * The next XID when WAL replay started on a hot standby, until a
+	 * snapshot shows every XID before it ended; InvalidTransactionId for
+	 * none (cache_ring_set_replay_start).
+	 */
+	pg_atomic_uint32 replay_start_xid;
 	RingSlot	slots[RING_SLOTS];
 } Ring;
 
@@ -105,6 +112,7 @@ cache_coherence_shmem_init(void)
 		LWLockInitialize(&ring->lock, LWLockNewTrancheId());
 		pg_atomic_init_u64(&ring->last_seq, 0);
 		pg_atomic_init_u64(&ring->replay_pending, 0);
+		pg_atomic_init_u32(&ring->replay_start_xid, InvalidTransactionId);
 		ring->replay_forgot_xid = InvalidTransactionId;
 		memset(ring->slots, 0, sizeof(ring->slots));
 		/* InvalidTransactionId is 0: nothing forgotten yet */
@@ -279,8 +287,22 @@ cache_ring_snapshot_missed(CacheBackend store, const char *key, int keylen)
 	uint64		last;
 	uint64		s;
 	bool		covered = false;
+	TransactionId start_xid;
 
-	if (ring == NULL || cache_ring_seq() == 0 || (snap = value_snapshot()) == NULL)
+	if (ring == NULL || (snap = value_snapshot()) == NULL)
+		return false;
+
+	/* see cache_ring_set_replay_start() */
+	start_xid = pg_atomic_read_u32(&ring->replay_start_xid);
+	if (TransactionIdIsValid(start_xid))
+	{
+		if (TransactionIdPrecedes(snap->xmin, start_xid))
+			return true;
+		/* every XID before it has ended, for good: no more checks */
+		pg_atomic_compare_exchange_u32(&ring->replay_start_xid, &start_xid,
+									   InvalidTransactionId);
+	}
+	if (cache_ring_seq() == 0)
 		return false;
 	keyhash = text_hash(key, Min(keylen, RING_TEXT));
 	LWLockAcquire(&ring->lock, LW_SHARED);
@@ -411,6 +433,26 @@ cache_ring_publish_replayed(Oid dbid, TransactionId xid, int n,
 	uint64		hi;
 
 	publish_for(dbid, xid, true, n, items, &lo, &hi);
+}
+
+/*
+ * Replay starts (rm_startup, coherence_wal.c) on a server that will accept
+ * reads during recovery.  The ring is empty then, and it will never hold
+ * the invalidations of a transaction whose record came before the replay's
+ * start (the redo point of the last restartpoint) but whose commit record
+ * comes after: a snapshot taken before that commit is replayed does not
+ * see the write, and nothing would refuse a value it computes.  Every such
+ * transaction has an XID before the next XID at the start (the redo
+ * point's checkpoint recorded it after its XID was assigned), so until a
+ * snapshot's xmin is past that XID, sets from snapshots whose xmin is not
+ * are refused (when in doubt, refuse).  Once one is, every XID before it
+ * has ended and this check is off for good.
+ */
+void
+cache_ring_set_replay_start(TransactionId next_xid)
+{
+	if (ring != NULL)
+		pg_atomic_write_u32(&ring->replay_start_xid, next_xid);
 }
 
 /*

@@ -619,6 +619,20 @@ cache_wal_identify(uint8 info)
 }
 
 /*
+ * Start of redo.  On a server that will accept reads during recovery, the
+ * ring must refuse sets that could miss a transaction whose record came
+ * before the replay's start (cache_ring_set_replay_start).  Not in crash
+ * recovery: no session runs before the end of recovery, by when every
+ * transaction before the start has ended, as the primary's own.
+ */
+static void
+cache_wal_startup(void)
+{
+	if (ArchiveRecoveryRequested && EnableHotStandby)
+		cache_ring_set_replay_start(ReadNextTransactionId());
+}
+
+/*
  * End of redo (crash recovery, promotion, end of a point-in-time
  * recovery): make what replay queued durable before the end-of-recovery
  * checkpoint moves the redo point past its records.
@@ -643,7 +657,7 @@ static RmgrData cache_rmgr = {
 	.rm_redo = cache_wal_redo,
 	.rm_desc = cache_wal_desc,
 	.rm_identify = cache_wal_identify,
-	.rm_startup = NULL,
+	.rm_startup = cache_wal_startup,
 	.rm_cleanup = cache_wal_cleanup,
 	.rm_mask = NULL,
 	.rm_decode = NULL
