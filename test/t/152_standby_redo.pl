@@ -5,7 +5,12 @@
 #      UPDATE under 'acct:{name}') is replayed key by key: the standby's
 #      other keys of that namespace survive (its record used to be widened
 #      to the namespace past 64 kB);
-#   2. a standby whose Redis is unreachable and whose queue is full logs
+#   2. a standby restarted while a transaction that began before its
+#      restartpoint is still open on the primary refuses sets from
+#      snapshots that do not see that transaction's end (its record may
+#      have come before the restartpoint, its commit after: the ring would
+#      have no slot for it), and stores again once its end is replayed;
+#   3. a standby whose Redis is unreachable and whose queue is full logs
 #      the "could not queue" WARNING of replay at most once per 10 s, with
 #      the count of the others, not once per replayed record.
 use strict;
@@ -74,7 +79,24 @@ is($standby->safe_psql('postgres',
 	'not a row of acct',
 	'a 2,000-key transaction is replayed key by key: another key of its namespace survives');
 
-# ---- 2: replay's WARNINGs are rate-limited ----
+# ---- 2: a standby restart refuses sets that may miss an open transaction ----
+
+my $open = CacheTest::session($primary);
+$open->query_safe(q{BEGIN; UPDATE acct SET balance = balance + 1 WHERE id = 2});
+$primary->safe_psql('postgres', 'CHECKPOINT');
+sync_standby();
+$standby->safe_psql('postgres', 'CHECKPOINT');    # a restartpoint after it began
+$standby->restart;
+my $set = q{SET cache_ext.backend = shmem; SELECT cache_set('acct:probe', 'v', 0)};
+is($standby->safe_psql('postgres', $set), 'f',
+	'after a restart, a set from a snapshot that does not see an older transaction end is refused');
+$open->query_safe('COMMIT');
+$open->quit;
+sync_standby();
+is($standby->safe_psql('postgres', $set), 't',
+	'once that transaction\'s end is replayed, sets are stored again');
+
+# ---- 3: replay's WARNINGs are rate-limited ----
 
 my $offset = -s $standby->logfile;
 my $sql = "SET cache_ext.backend = redis;\n";
