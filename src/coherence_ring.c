@@ -298,9 +298,16 @@ cache_ring_snapshot_missed(CacheBackend store, const char *key, int keylen)
 	{
 		if (TransactionIdPrecedes(snap->xmin, start_xid))
 			return true;
-		/* every XID before it has ended, for good: no more checks */
-		pg_atomic_compare_exchange_u32(&ring->replay_start_xid, &start_xid,
-									   InvalidTransactionId);
+
+		/*
+		 * This snapshot sees every XID before it end, but an older one (a
+		 * REPEATABLE READ transaction's) may not: keep checking, until
+		 * XIDs are so far past it (2^30) that no snapshot is that old and
+		 * comparing with it would soon wrap around.
+		 */
+		if ((uint32) (snap->xmin - start_xid) > ((uint32) 1 << 30))
+			pg_atomic_compare_exchange_u32(&ring->replay_start_xid, &start_xid,
+										   InvalidTransactionId);
 	}
 	if (cache_ring_seq() == 0)
 		return false;
@@ -443,10 +450,11 @@ cache_ring_publish_replayed(Oid dbid, TransactionId xid, int n,
  * comes after: a snapshot taken before that commit is replayed does not
  * see the write, and nothing would refuse a value it computes.  Every such
  * transaction has an XID before the next XID at the start (the redo
- * point's checkpoint recorded it after its XID was assigned), so until a
- * snapshot's xmin is past that XID, sets from snapshots whose xmin is not
- * are refused (when in doubt, refuse).  Once one is, every XID before it
- * has ended and this check is off for good.
+ * point's checkpoint recorded it after its XID was assigned), so sets from
+ * snapshots whose xmin precedes that XID, which may not see one of them
+ * end, are refused (when in doubt, refuse); snapshots taken once every
+ * transaction before it has ended are not.  Checking a snapshot costs one
+ * atomic read and a comparison.
  */
 void
 cache_ring_set_replay_start(TransactionId next_xid)

@@ -90,11 +90,18 @@ $standby->restart;
 my $set = q{SET cache_ext.backend = shmem; SELECT cache_set('acct:probe', 'v', 0)};
 is($standby->safe_psql('postgres', $set), 'f',
 	'after a restart, a set from a snapshot that does not see an older transaction end is refused');
+my $rr = CacheTest::session($standby, backend => 'shmem');
+$rr->query_safe('BEGIN ISOLATION LEVEL REPEATABLE READ');
+$rr->query_safe('SELECT count(*) FROM acct');    # its snapshot: before the end
 $open->query_safe('COMMIT');
 $open->quit;
 sync_standby();
 is($standby->safe_psql('postgres', $set), 't',
 	'once that transaction\'s end is replayed, sets are stored again');
+is(CacheTest::val($rr, q{SELECT cache_set('acct:probe2', 'v', 0)}), 'f',
+	'but not from an older REPEATABLE READ snapshot that does not see it end');
+$rr->query_safe('COMMIT');
+$rr->quit;
 
 # ---- 3: replay's WARNINGs are rate-limited ----
 
