@@ -77,6 +77,13 @@ typedef struct Ring
 	 */
 	pg_atomic_uint64 replay_pending;
 	TransactionId replay_forgot_xid;
+
+	/*
+	 * The next XID when WAL replay started on a hot standby, until a
+	 * snapshot shows every XID before it ended; InvalidTransactionId for
+	 * none (cache_ring_set_replay_start).
+	 */
+	pg_atomic_uint32 replay_start_xid;
 	RingSlot	slots[RING_SLOTS];
 } Ring;
 
@@ -105,6 +112,7 @@ cache_coherence_shmem_init(void)
 		LWLockInitialize(&ring->lock, LWLockNewTrancheId());
 		pg_atomic_init_u64(&ring->last_seq, 0);
 		pg_atomic_init_u64(&ring->replay_pending, 0);
+		pg_atomic_init_u32(&ring->replay_start_xid, InvalidTransactionId);
 		ring->replay_forgot_xid = InvalidTransactionId;
 		memset(ring->slots, 0, sizeof(ring->slots));
 		/* InvalidTransactionId is 0: nothing forgotten yet */
@@ -279,8 +287,29 @@ cache_ring_snapshot_missed(CacheBackend store, const char *key, int keylen)
 	uint64		last;
 	uint64		s;
 	bool		covered = false;
+	TransactionId start_xid;
 
-	if (ring == NULL || cache_ring_seq() == 0 || (snap = value_snapshot()) == NULL)
+	if (ring == NULL || (snap = value_snapshot()) == NULL)
+		return false;
+
+	/* see cache_ring_set_replay_start() */
+	start_xid = pg_atomic_read_u32(&ring->replay_start_xid);
+	if (TransactionIdIsValid(start_xid))
+	{
+		if (TransactionIdPrecedes(snap->xmin, start_xid))
+			return true;
+
+		/*
+		 * This snapshot sees every XID before it end, but an older one (a
+		 * REPEATABLE READ transaction's) may not: keep checking, until
+		 * XIDs are so far past it (2^30) that no snapshot is that old and
+		 * comparing with it would soon wrap around.
+		 */
+		if ((uint32) (snap->xmin - start_xid) > ((uint32) 1 << 30))
+			pg_atomic_compare_exchange_u32(&ring->replay_start_xid, &start_xid,
+										   InvalidTransactionId);
+	}
+	if (cache_ring_seq() == 0)
 		return false;
 	keyhash = text_hash(key, Min(keylen, RING_TEXT));
 	LWLockAcquire(&ring->lock, LW_SHARED);
@@ -378,6 +407,12 @@ publish_for(Oid dbid, TransactionId xid, bool replayed, int n,
 	if (replayed && TransactionIdIsValid(xid) && last >= *lo &&
 		pg_atomic_read_u64(&ring->replay_pending) == 0)
 		pg_atomic_write_u64(&ring->replay_pending, *lo);
+
+	/*
+	 * replay_pending and replay_forgot_xid (forget_slot) before last_seq:
+	 * cache_ring_lease_seq() reads them unlocked in the opposite order.
+	 */
+	pg_write_barrier();
 	pg_atomic_write_u64(&ring->last_seq, last);
 	*hi = last;
 	LWLockRelease(&ring->lock);
@@ -408,6 +443,27 @@ cache_ring_publish_replayed(Oid dbid, TransactionId xid, int n,
 }
 
 /*
+ * Replay starts (rm_startup, coherence_wal.c) on a server that will accept
+ * reads during recovery.  The ring is empty then, and it will never hold
+ * the invalidations of a transaction whose record came before the replay's
+ * start (the redo point of the last restartpoint) but whose commit record
+ * comes after: a snapshot taken before that commit is replayed does not
+ * see the write, and nothing would refuse a value it computes.  Every such
+ * transaction has an XID before the next XID at the start (the redo
+ * point's checkpoint recorded it after its XID was assigned), so sets from
+ * snapshots whose xmin precedes that XID, which may not see one of them
+ * end, are refused (when in doubt, refuse); snapshots taken once every
+ * transaction before it has ended are not.  Checking a snapshot costs one
+ * atomic read and a comparison.
+ */
+void
+cache_ring_set_replay_start(TransactionId next_xid)
+{
+	if (ring != NULL)
+		pg_atomic_write_u32(&ring->replay_start_xid, next_xid);
+}
+
+/*
  * The lease a miss takes (I4 in coherence.c).  On a primary, the newest
  * sequence number: a slot is published once its transaction is visible.
  * A replayed slot is published before its commit record (coherence_wal.c),
@@ -428,9 +484,24 @@ cache_ring_lease_seq(void)
 
 	if (ring == NULL)
 		return 0;
+
+	/*
+	 * The fast path, without the lock: last_seq first, then replay_pending
+	 * and replay_forgot_xid.  publish_for() writes those two before
+	 * last_seq, with a write barrier between, so if this reads a last_seq
+	 * that includes a replayed slot, the read barrier guarantees it also
+	 * reads the replay_pending (or replay_forgot_xid) written with it, or a
+	 * later value: a later 0 is written only under the lock after every
+	 * replayed slot up to a last_seq at least as new was seen to be no
+	 * longer in progress.  Read the other way round (replay_pending, then
+	 * last_seq), a publish between the two reads would let a miss take a
+	 * lease after a replayed slot whose transaction is still in progress.
+	 */
+	last = pg_atomic_read_u64(&ring->last_seq);
+	pg_read_barrier();
 	if (pg_atomic_read_u64(&ring->replay_pending) == 0 &&
 		!TransactionIdIsValid(ring->replay_forgot_xid))
-		return pg_atomic_read_u64(&ring->last_seq);
+		return last;
 
 	LWLockAcquire(&ring->lock, LW_EXCLUSIVE);
 	last = pg_atomic_read_u64(&ring->last_seq);

@@ -43,6 +43,13 @@ extern void cache_ring_publish_replayed(Oid dbid, TransactionId xid, int n,
 										const CacheRingItem *items);
 
 /*
+ * Replay starts, with this next XID, on a server that accepts reads during
+ * recovery: until every XID before it has ended, sets from snapshots that
+ * may not see one of them are refused (see coherence_ring.c).
+ */
+extern void cache_ring_set_replay_start(TransactionId next_xid);
+
+/*
  * The sequence number a miss remembers as its lease: the newest one, or on
  * a standby one before the replayed invalidations whose transactions are
  * not visible yet.

@@ -75,10 +75,20 @@
  * Crash recovery on the primary replays the same records: every Redis
  * invalidation of a transaction whose record is after the redo point is
  * queued again and delivered before anything else the worker does, which
- * covers a crash between a commit and its commit-time repeat.  During
- * crash recovery pushes are not fsync'd one by one (a crash during
- * recovery replays them again); rm_cleanup fsyncs the queue file before
- * the end-of-recovery checkpoint moves the redo point past them.
+ * covers a crash between a commit and its commit-time repeat.
+ *
+ * Durability.  Replayed pushes are written to the queue file but not
+ * fsync'd one by one, which would cap replay at the disk's fsync rate: the
+ * worker fsyncs the file at most CACHE_QUEUE_SYNC_MS after an unsynced
+ * push, the startup process itself once one is CACHE_QUEUE_SYNC_REPLAY_MS
+ * old (a worker stuck on a slow Redis), and rm_cleanup at the end of
+ * recovery, before the end-of-recovery checkpoint.  A PostgreSQL crash
+ * loses nothing (the data is in the kernel's page cache, and a crash
+ * during recovery replays the records anyway).  Only an operating-system
+ * crash can lose pushes, and only those not yet fsync'd, i.e. made in the
+ * last ~100 ms, whose records a restartpoint completed in those same
+ * ~100 ms has moved the redo point past: restartpoints offer no hook to
+ * fsync first.
  *
  *-------------------------------------------------------------------------
  */
@@ -99,6 +109,7 @@
 #include "miscadmin.h"
 #include "storage/lwlock.h"
 #include "utils/memutils.h"
+#include "utils/timestamp.h"
 
 #define CACHE_WAL_RMGR_ID	RM_EXPERIMENTAL_ID
 #define CACHE_WAL_RMGR_NAME "cache_ext"
@@ -108,9 +119,13 @@
 
 /*
  * A record's operations are widened to their namespaces when they take
- * more than this; a namespace is never widened further.
+ * more than this; a namespace is never widened further.  Widening empties
+ * whole namespaces on every standby, so the bound is high: 1 MB holds
+ * about 10,000 keys of 100 bytes (a 2,000-row UPDATE is written key by
+ * key), far below what PostgreSQL can write and read back as one record
+ * (about 1 GB: MaxAllocSize, for the reader's buffer), and costs a standby one parse of it per transaction that large.
  */
-#define MAX_RECORD_BYTES	(64 * 1024)
+#define MAX_RECORD_BYTES	(1024 * 1024)
 
 /*
  * The record: this header, key_prefix (prefixlen bytes), then nops
@@ -147,6 +162,23 @@ typedef struct WalItem
 	int			nslen;
 	const char *text;
 } WalItem;
+
+/*
+ * Redo's WARNINGs come at most once per this interval per kind, with how
+ * many were not logged since: a standby replaying a burst of records into
+ * a full queue, or records it cannot apply, would otherwise log one per
+ * record.
+ */
+#define REDO_WARNING_INTERVAL_MS 10000
+
+typedef struct RedoWarningLimit
+{
+	TimestampTz last;			/* when one was last logged, 0 for never */
+	int64		suppressed;		/* not logged since */
+} RedoWarningLimit;
+
+static RedoWarningLimit warn_queue_full;
+static RedoWarningLimit warn_failed;	/* errors, unknown or bad records */
 
 bool		cache_wal_invalidations = false;
 
@@ -302,6 +334,41 @@ cache_wal_log(int n, const CacheWalOp *ops)
 
 /* ---- standbys and crash recovery: replaying it ---- */
 
+/*
+ * May a WARNING of this kind be logged now?  If so, *suppressed is how
+ * many were not since the last one, to be said with it.
+ */
+static bool
+redo_warning_allowed(RedoWarningLimit *limit, int64 *suppressed)
+{
+	TimestampTz now = GetCurrentTimestamp();
+
+	if (limit->last != 0 &&
+		!TimestampDifferenceExceeds(limit->last, now, REDO_WARNING_INTERVAL_MS))
+	{
+		limit->suppressed++;
+		return false;
+	}
+	*suppressed = limit->suppressed;
+	limit->suppressed = 0;
+	limit->last = now;
+	return true;
+}
+
+#define SUPPRESSED_CONTEXT \
+	"%lld more warnings like this one about replayed WAL records were not logged since the previous one (at most one is logged every %d s)"
+
+/* errcontext() for the count, when there is one */
+static int
+redo_warning_context(int64 suppressed)
+{
+	if (suppressed > 0)
+		errcontext(SUPPRESSED_CONTEXT, (long long) suppressed,
+				   REDO_WARNING_INTERVAL_MS / 1000);
+	return 0;
+}
+
+
 /* A record parsed in place; texts point into the record. */
 typedef struct ParsedRecord
 {
@@ -370,8 +437,8 @@ queue_redis(const ParsedRecord *p)
 	CacheQueueItem *items = palloc(Max(p->nops, 1) * sizeof(CacheQueueItem));
 	int			n = 0;
 	TransactionId wait_xid;
-	bool		sync;
 	bool		ok;
+	int64		suppressed;
 
 	for (int i = 0; i < p->nops; i++)
 	{
@@ -395,13 +462,12 @@ queue_redis(const ParsedRecord *p)
 		p->xid : InvalidTransactionId;
 
 	/*
-	 * In crash recovery a later crash replays this record again, so the
-	 * file needs no fsync per record: rm_cleanup makes it durable before
-	 * the end-of-recovery checkpoint.  A standby's restartpoints move its
-	 * redo point with no hook for us: fsync each push there.
+	 * Not fsync'd here (see "Durability" at the top of this file): the
+	 * worker fsyncs the file within CACHE_QUEUE_SYNC_MS, this process
+	 * itself when the worker has not for CACHE_QUEUE_SYNC_REPLAY_MS (busy
+	 * with a slow Redis), and rm_cleanup at the end of recovery.
 	 */
-	sync = ArchiveRecoveryRequested;
-	ok = cache_queue_push_replayed(n, items, wait_xid, p->prefix, sync);
+	ok = cache_queue_push_replayed(n, items, wait_xid, p->prefix, false);
 
 	/*
 	 * A server whose own cache_ext.key_prefix differs (a standby that keeps
@@ -410,13 +476,16 @@ queue_redis(const ParsedRecord *p)
 	 */
 	if (cache_key_prefix != NULL && strcmp(cache_key_prefix, p->prefix) != 0)
 		ok = cache_queue_push_replayed(n, items, wait_xid, cache_key_prefix,
-									   sync) && ok;
-	if (!ok)
+									   false) && ok;
+	(void) cache_queue_sync_if_dirty(CACHE_QUEUE_SYNC_REPLAY_MS, NULL);
+	if (!ok && redo_warning_allowed(&warn_queue_full, &suppressed))
 		ereport(WARNING,
-				(errmsg("cache_ext: could not queue the Redis invalidations of replayed transaction %u",
+				(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
+				 errmsg("cache_ext: could not queue the Redis invalidations of replayed transaction %u",
 						p->xid),
 				 errdetail("The invalidation queue is full even with its entries widened to their namespaces; values cached from the old rows can stay in Redis until they expire."),
-				 errhint("Raise cache_ext.queue_size, and check that the Redis server of cache_ext.redis_url answers.")));
+				 errhint("Raise cache_ext.queue_size, and check that the Redis server of cache_ext.redis_url answers."),
+				 redo_warning_context(suppressed)));
 }
 
 static void
@@ -465,6 +534,7 @@ cache_wal_redo(XLogReaderState *record)
 	uint8		info = XLogRecGetInfo(record) & ~XLR_INFO_MASK;
 	MemoryContext oldcxt;
 	ParsedRecord p;
+	int64		suppressed;
 
 	if (redo_cxt == NULL)
 		redo_cxt = AllocSetContextCreate(TopMemoryContext, "cache_ext redo",
@@ -479,14 +549,22 @@ cache_wal_redo(XLogReaderState *record)
 	PG_TRY();
 	{
 		if (info != XLOG_CACHE_INVALIDATE)
-			ereport(WARNING,
-					(errcode(ERRCODE_DATA_CORRUPTED),
-					 errmsg("cache_ext: skipped a WAL record of unknown type %u", info),
-					 errhint("The primary may run a newer cache_ext: install the same version on this server.")));
+		{
+			if (redo_warning_allowed(&warn_failed, &suppressed))
+				ereport(WARNING,
+						(errcode(ERRCODE_DATA_CORRUPTED),
+						 errmsg("cache_ext: skipped a WAL record of unknown type %u", info),
+						 errhint("The primary may run a newer cache_ext: install the same version on this server."),
+						 redo_warning_context(suppressed)));
+		}
 		else if (!parse_record(record, &p))
-			ereport(WARNING,
-					(errcode(ERRCODE_DATA_CORRUPTED),
-					 errmsg("cache_ext: skipped a malformed WAL record of invalidations")));
+		{
+			if (redo_warning_allowed(&warn_failed, &suppressed))
+				ereport(WARNING,
+						(errcode(ERRCODE_DATA_CORRUPTED),
+						 errmsg("cache_ext: skipped a malformed WAL record of invalidations"),
+						 redo_warning_context(suppressed)));
+		}
 		else
 			apply_record(&p);
 	}
@@ -499,8 +577,20 @@ cache_wal_redo(XLogReaderState *record)
 		LWLockReleaseAll();
 		edata = CopyErrorData();
 		FlushErrorState();
-		edata->elevel = WARNING;
-		ThrowErrorData(edata);
+		if (redo_warning_allowed(&warn_failed, &suppressed))
+		{
+			if (suppressed > 0)
+			{
+				char	   *more = psprintf(SUPPRESSED_CONTEXT,
+											(long long) suppressed,
+											REDO_WARNING_INTERVAL_MS / 1000);
+
+				edata->context = edata->context ?
+					psprintf("%s\n%s", edata->context, more) : more;
+			}
+			edata->elevel = WARNING;
+			ThrowErrorData(edata);
+		}
 	}
 	PG_END_TRY();
 	MemoryContextSwitchTo(oldcxt);
@@ -528,12 +618,38 @@ cache_wal_identify(uint8 info)
 	return NULL;
 }
 
-/* End of redo: make what crash recovery queued durable (see the top). */
+/*
+ * Start of redo.  On a server that will accept reads during recovery, the
+ * ring must refuse sets that could miss a transaction whose record came
+ * before the replay's start (cache_ring_set_replay_start).  Not in crash
+ * recovery: no session runs before the end of recovery, by when every
+ * transaction before the start has ended, as the primary's own.
+ */
+static void
+cache_wal_startup(void)
+{
+	if (ArchiveRecoveryRequested && EnableHotStandby)
+		cache_ring_set_replay_start(ReadNextTransactionId());
+}
+
+/*
+ * End of redo (crash recovery, promotion, end of a point-in-time
+ * recovery): make what replay queued durable before the end-of-recovery
+ * checkpoint moves the redo point past its records.
+ */
 static void
 cache_wal_cleanup(void)
 {
-	if (!ArchiveRecoveryRequested)
-		cache_queue_sync_file();
+	RedoWarningLimit *limits[] = {&warn_queue_full, &warn_failed};
+
+	cache_queue_sync_if_dirty(0, NULL);
+
+	/* the rest of the count that redo_warning_allowed() kept */
+	for (int i = 0; i < lengthof(limits); i++)
+		if (limits[i]->suppressed > 0)
+			ereport(WARNING,
+					(errmsg("cache_ext: %lld more warnings about replayed WAL records were not logged",
+							(long long) limits[i]->suppressed)));
 }
 
 static RmgrData cache_rmgr = {
@@ -541,7 +657,7 @@ static RmgrData cache_rmgr = {
 	.rm_redo = cache_wal_redo,
 	.rm_desc = cache_wal_desc,
 	.rm_identify = cache_wal_identify,
-	.rm_startup = NULL,
+	.rm_startup = cache_wal_startup,
 	.rm_cleanup = cache_wal_cleanup,
 	.rm_mask = NULL,
 	.rm_decode = NULL

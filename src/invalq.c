@@ -58,6 +58,7 @@
 #include "storage/proc.h"
 #include "storage/shmem.h"
 #include "utils/memutils.h"
+#include "utils/timestamp.h"
 
 #define QUEUE_FILE		"cache_ext_queue"
 #define QUEUE_TMP_FILE	"cache_ext_queue.tmp"
@@ -116,6 +117,8 @@ typedef struct QueueShared
 	bool		file_rewrite;	/* rewrite the file before appending */
 	uint64		file_bytes;		/* its size */
 	uint64		file_base;		/* its size after the last rewrite */
+	/* when the oldest append not fsync'd yet was made (TimestampTz), or 0 */
+	pg_atomic_uint64 dirty_since;
 	QueueUrl	urls[MAX_URLS];
 } QueueShared;
 
@@ -615,7 +618,11 @@ file_rewrite(void)
 	pfree(urls);
 	queue->file_rewrite = !ok;
 	if (ok)
+	{
 		queue->file_bytes = queue->file_base = written;
+		/* the new file is durable whole, appends not fsync'd included */
+		pg_atomic_write_u64(&queue->dirty_since, 0);
+	}
 	return ok;
 }
 
@@ -658,7 +665,14 @@ file_append(StringInfo records, bool sync)
 	if (!ok)
 		queue->file_rewrite = true;
 	else
+	{
 		queue->file_bytes += records->len;
+		if (sync)
+			pg_atomic_write_u64(&queue->dirty_since, 0);	/* all of it */
+		else if (pg_atomic_read_u64(&queue->dirty_since) == 0)
+			pg_atomic_write_u64(&queue->dirty_since,
+								(uint64) GetCurrentTimestamp());
+	}
 	return ok;
 }
 
@@ -742,6 +756,12 @@ cache_queue_push_replayed(int n, const CacheQueueItem *items,
 	return push_items(n, items, wait_xid, key_prefix, sync);
 }
 
+/*
+ * fsyncs the file.  file_lock is held only to open it, not across the
+ * fsync, so that pushes (replay's among them) do not wait for the disk:
+ * the fsync makes durable everything written to the file before it
+ * starts, and an append made after dirty_since is cleared sets it again.
+ */
 void
 cache_queue_sync_file(void)
 {
@@ -750,19 +770,44 @@ cache_queue_sync_file(void)
 	if (queue == NULL)
 		return;
 	LWLockAcquire(&queue->file_lock, LW_EXCLUSIVE);
+	pg_atomic_write_u64(&queue->dirty_since, 0);
 	fd = OpenTransientFile(QUEUE_FILE, O_WRONLY | PG_BINARY);
-	if (fd >= 0)
-	{
-		if (pg_fsync(fd) != 0)
-		{
-			ereport(WARNING,
-					(errcode_for_file_access(),
-					 errmsg("could not fsync file \"%s\": %m", QUEUE_FILE)));
-			queue->file_rewrite = true;
-		}
-		CloseTransientFile(fd);
-	}
+	if (fd < 0)
+		queue->file_rewrite = true; /* gone: the worker makes it again */
 	LWLockRelease(&queue->file_lock);
+	if (fd < 0)
+		return;
+	if (pg_fsync(fd) != 0)
+	{
+		ereport(WARNING,
+				(errcode_for_file_access(),
+				 errmsg("could not fsync file \"%s\": %m", QUEUE_FILE)));
+		/* not trusted again: rewritten whole (cache_queue_maintain_file) */
+		LWLockAcquire(&queue->file_lock, LW_EXCLUSIVE);
+		queue->file_rewrite = true;
+		LWLockRelease(&queue->file_lock);
+	}
+	CloseTransientFile(fd);
+}
+
+bool
+cache_queue_sync_if_dirty(int min_age_ms, long *wait_ms)
+{
+	uint64		since;
+	long		age_ms;
+
+	if (queue == NULL || (since = pg_atomic_read_u64(&queue->dirty_since)) == 0)
+		return false;
+	age_ms = TimestampDifferenceMilliseconds((TimestampTz) since,
+											 GetCurrentTimestamp());
+	if (age_ms < min_age_ms)
+	{
+		if (wait_ms != NULL)
+			*wait_ms = Min(*wait_ms, min_age_ms - age_ms);
+		return false;
+	}
+	cache_queue_sync_file();
+	return true;
 }
 
 
@@ -1113,6 +1158,7 @@ cache_queue_shmem_init(void)
 		LWLockInitialize(&queue->file_lock, queue->lock.tranche);
 		pg_atomic_init_u64(&queue->count, 0);
 		pg_atomic_init_u64(&queue->delivered, 0);
+		pg_atomic_init_u64(&queue->dirty_since, 0);
 		queue->worker_procno = -1;
 		queue->next_seq = 1;
 		queue->capacity = (uint32) ((Size) queue_size_kb * 1024);

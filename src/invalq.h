@@ -57,14 +57,25 @@ extern bool cache_queue_push(int n, const CacheQueueItem *items,
 /*
  * The same for the replay of a WAL record (coherence_wal.c): key_prefix is
  * the writer's, the URL this server's own cache_ext.redis_url.  With !sync
- * the file is written but not fsync'd (crash recovery, which replays the
- * record again after another crash); cache_queue_sync_file() then makes it
- * durable before the end-of-recovery checkpoint.
+ * the file is written but not fsync'd, and marked dirty: the worker fsyncs
+ * it soon after (cache_queue_sync_if_dirty), and cache_queue_sync_file()
+ * at once, e.g. at the end of recovery.
  */
 extern bool cache_queue_push_replayed(int n, const CacheQueueItem *items,
 									  TransactionId wait_xid,
 									  const char *key_prefix, bool sync);
 extern void cache_queue_sync_file(void);
+
+/*
+ * fsyncs the file if an append made at least min_age_ms ago is not fsync'd
+ * yet, and returns true; otherwise lowers *wait_ms (if not NULL) to when
+ * one will be that old.  Never holds a lock across the fsync.
+ */
+extern bool cache_queue_sync_if_dirty(int min_age_ms, long *wait_ms);
+
+/* the worker's min_age_ms; replay's own, for a worker busy with Redis */
+#define CACHE_QUEUE_SYNC_MS			100
+#define CACHE_QUEUE_SYNC_REPLAY_MS	1000
 
 /* Is anything queued?  One atomic read: cheap on every call. */
 extern bool cache_queue_nonempty(void);

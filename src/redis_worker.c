@@ -302,6 +302,8 @@ cache_worker_main(Datum main_arg)
 			}
 		}
 
+		/* replayed pushes are not fsync'd one by one (coherence_wal.c) */
+		(void) cache_queue_sync_if_dirty(CACHE_QUEUE_SYNC_MS, &timeout);
 		cache_tracking_worker_wait(Min(timeout, tracking_timeout));
 	}
 
