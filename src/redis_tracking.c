@@ -34,8 +34,12 @@
  * whereas a PUBLISH is delivered at once: a PUBLISH can overtake the
  * notification of a key written in the same iteration.  So the barrier is
  * a write: the session writes and unlinks a key of its own under the
- * tracked prefix, key_prefix || "cache_ext:barrier:<procno>:<seq>", in one
- * round trip.  Its notification goes out in the same broadcast as any key
+ * tracked prefix, key_prefix || "cache_ext:barrier:<nonce>:<procno>:<seq>",
+ * in one round trip.  The nonce is drawn at random when shared memory is
+ * set up: another PostgreSQL server sharing the Redis (and the prefix)
+ * writes barriers of its own under the same prefix, and they must not pass
+ * for ours; nor may a sequence number we never issued (a forged or stale
+ * key), which could otherwise disable the barriers of that slot for good.  Its notification goes out in the same broadcast as any key
  * written before it, or a later one, and a connection's messages arrive in
  * order; once the worker has consumed it, it has consumed every earlier
  * write's.  The worker records the highest sequence number seen per
@@ -81,6 +85,9 @@
 
 #define WHAT_TRACKING		"track keys"
 
+/* hex digits of the nonce that tells this server's barrier keys apart */
+#define NONCE_LEN			16
+
 /* how long a session looks for its barrier before sleeping on its latch */
 #define BARRIER_SPIN_US		200
 
@@ -99,6 +106,7 @@ typedef struct TrackingShared
 	pg_atomic_uint64 consumed;	/* notifications consumed, ever */
 	uint64		generation;		/* epochs handed out; worker only */
 	pg_atomic_uint32 worker_procno;	/* the worker's PGPROC, or INVALID */
+	char		nonce[NONCE_LEN + 1];	/* in our barrier keys: hex, random */
 	int			nslots;
 	BarrierSlot slots[FLEXIBLE_ARRAY_MEMBER];	/* by pgprocno */
 } TrackingShared;
@@ -145,6 +153,7 @@ void
 cache_tracking_shmem_init(void)
 {
 	bool		found;
+	uint8		rnd[NONCE_LEN / 2];
 
 	tracking = ShmemInitStruct("cache_ext tracking",
 							   offsetof(TrackingShared, slots) +
@@ -156,6 +165,12 @@ cache_tracking_shmem_init(void)
 		pg_atomic_init_u64(&tracking->consumed, 0);
 		tracking->generation = 0;
 		pg_atomic_init_u32(&tracking->worker_procno, NO_WORKER);
+		if (!pg_strong_random(rnd, sizeof(rnd)))
+			ereport(FATAL,
+					(errcode(ERRCODE_INTERNAL_ERROR),
+					 errmsg("could not generate random cache_ext barrier nonce")));
+		for (int i = 0; i < (int) sizeof(rnd); i++)
+			snprintf(tracking->nonce + 2 * i, 3, "%02x", rnd[i]);
 		tracking->nslots = barrier_slots();
 		for (int i = 0; i < tracking->nslots; i++)
 		{
@@ -211,8 +226,8 @@ cache_tracking_barrier_key(size_t *len, uint64 *seq)
 
 	Assert(tracking != NULL);
 	*seq = pg_atomic_add_fetch_u64(&tracking->slots[MyProc->pgprocno].issued, 1);
-	key = psprintf("%s" BARRIER_TAG "%d:" UINT64_FORMAT,
-				   cache_key_prefix, MyProc->pgprocno, *seq);
+	key = psprintf("%s" BARRIER_TAG "%s:%d:" UINT64_FORMAT,
+				   cache_key_prefix, tracking->nonce, MyProc->pgprocno, *seq);
 	*len = strlen(key);
 	return key;
 }
@@ -281,28 +296,41 @@ cache_tracking_barrier_wait(uint64 seq, uint64 epoch, TimestampTz deadline)
 
 /* ---- the worker's tracking session ---- */
 
-/* Whether key names a barrier; if so, *procno and *seq say whose. */
+/*
+ * Whether key names one of our barriers; if so, *procno and *seq say whose.
+ * A barrier of another server (another nonce), or with a sequence number
+ * that slot never issued, is not ours.
+ */
 static bool
 parse_barrier(const char *key, size_t len, int *procno, uint64 *seq)
 {
-	size_t		taglen = strlen(tprefix) + strlen(BARRIER_TAG);
+	size_t		plen = strlen(tprefix);
+	size_t		taglen = plen + strlen(BARRIER_TAG) + NONCE_LEN + 1;
 	char		buf[64];
 	char	   *end;
 	long		p;
 
 	if (len <= taglen || len - taglen >= sizeof(buf) ||
-		memcmp(key, tprefix, strlen(tprefix)) != 0 ||
-		memcmp(key + strlen(tprefix), BARRIER_TAG, strlen(BARRIER_TAG)) != 0)
+		memcmp(key, tprefix, plen) != 0 ||
+		memcmp(key + plen, BARRIER_TAG, strlen(BARRIER_TAG)) != 0 ||
+		memcmp(key + plen + strlen(BARRIER_TAG), tracking->nonce,
+			   NONCE_LEN) != 0 ||
+		key[taglen - 1] != ':')
 		return false;
 	memcpy(buf, key + taglen, len - taglen);
 	buf[len - taglen] = '\0';
+	if (buf[0] < '0' || buf[0] > '9')
+		return false;
 	errno = 0;
 	p = strtol(buf, &end, 10);
 	if (errno != 0 || end == buf || *end != ':' ||
-		p < 0 || p >= tracking->nslots)
+		p < 0 || p >= tracking->nslots ||
+		end[1] < '0' || end[1] > '9')
 		return false;
+	errno = 0;
 	*seq = strtou64(end + 1, &end, 10);
-	if (*end != '\0')
+	if (errno != 0 || *end != '\0' ||
+		*seq > pg_atomic_read_u64(&tracking->slots[p].issued))
 		return false;
 	*procno = (int) p;
 	return true;

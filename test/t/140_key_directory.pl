@@ -111,6 +111,15 @@ is($redis->cli('EXISTS', 'users:all:q1'), '1', 'a key the pattern does not match
 
 # ---- the barrier: a write whose notification the worker has not consumed ----
 
+# Another PostgreSQL server sharing this Redis writes barrier keys of its
+# own under the same prefix, here with sequence numbers far beyond ours, for
+# every process slot: they must not pass for this server's barriers.
+$redis->cli('MSET',
+	map { ("cache_ext:barrier:$_:18446744073709551615", 'x',
+		   "cache_ext:barrier:$_:99999999999999999999999", 'x') } 0 .. 299);
+# a barrier of ours passes only once the worker has consumed them
+invalidate(q{SELECT cache_invalidate_prefix('users:all')});
+
 my $wpid = worker_pid();
 kill 'STOP', $wpid;
 $redis->cli('SET', 'users:all:late', 'written while the worker sleeps');
@@ -124,6 +133,7 @@ is(path_of($err2), 'directory', 'it waited for the barrier, then used the direct
 is($redis->cli('EXISTS', 'users:all:late'), '0',
 	'a key written just before the invalidation, not yet consumed by the worker, is removed');
 CacheTest::run($s, 'RESET cache_ext.redis_command_timeout');
+$redis->cli('UNLINK', split /\n/, $redis->cli('KEYS', 'cache_ext:barrier:*'));
 
 # ---- more namespaces than the directory keeps: the least used make room ----
 
