@@ -682,14 +682,22 @@ redis_invalidate_prefix(const char *prefix, int len)
 	StringInfo	pattern;
 	int64		n;
 
+	/*
+	 * Before and after, as redis_del(): during the barrier's wait and the
+	 * UNLINKs another session may fill the near-cache with a value they are
+	 * removing, and the worker may not have consumed their notifications
+	 * yet when we return.
+	 */
 	cache_near_void_prefix(prefix, len);
-	if (len > 0 && (n = directory_remove(prefix, len, NULL, 0)) >= 0)
-		return n;
-	pattern = match_pattern("", 0);
-
-	append_literal(pattern, prefix, len);
-	appendStringInfoChar(pattern, '*');
-	return scan_keys(WHAT_INVALIDATE, pattern, true);
+	if (len <= 0 || (n = directory_remove(prefix, len, NULL, 0)) < 0)
+	{
+		pattern = match_pattern("", 0);
+		append_literal(pattern, prefix, len);
+		appendStringInfoChar(pattern, '*');
+		n = scan_keys(WHAT_INVALIDATE, pattern, true);
+	}
+	cache_near_void_prefix(prefix, len);
+	return n;
 }
 
 static int64
@@ -698,11 +706,13 @@ redis_invalidate_pattern(const char *pattern, int len)
 	int			litlen = literal_start(pattern, len);
 	int64		n;
 
+	/* before and after: see redis_invalidate_prefix() */
 	cache_near_void_pattern(pattern, len);
-	if (litlen > 0 &&
-		(n = directory_remove(pattern, litlen, pattern, len)) >= 0)
-		return n;
-	return scan_keys(WHAT_INVALIDATE, match_pattern(pattern, len), true);
+	if (litlen <= 0 ||
+		(n = directory_remove(pattern, litlen, pattern, len)) < 0)
+		n = scan_keys(WHAT_INVALIDATE, match_pattern(pattern, len), true);
+	cache_near_void_pattern(pattern, len);
+	return n;
 }
 
 /*
@@ -712,8 +722,13 @@ redis_invalidate_pattern(const char *pattern, int len)
 static int64
 redis_flush(void)
 {
+	int64		n;
+
+	/* before and after: see redis_invalidate_prefix() */
 	cache_near_void_namespace();
-	return scan_keys(WHAT_FLUSH, match_pattern("*", 1), true);
+	n = scan_keys(WHAT_FLUSH, match_pattern("*", 1), true);
+	cache_near_void_namespace();
+	return n;
 }
 
 
