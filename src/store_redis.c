@@ -606,14 +606,31 @@ directory_remove(const char *lit, int litlen, const char *pat, int patlen)
 	 */
 	set[1] = unlink[1] = cache_tracking_barrier_key(&setlen[1], &seq);
 	unlinklen[1] = setlen[1];
-	if (!redis_run(WHAT_INVALIDATE, 2, cmds, replies))
+	if (!redis_run_unchecked(WHAT_INVALIDATE, 2, cmds, replies))
 	{
 		pfree((char *) set[1]);
 		pfree(p);
 		return 0;
 	}
-	redis_free_replies(2, replies);
 	pfree((char *) set[1]);
+
+	/*
+	 * A refused barrier (say, OOM under maxmemory-policy noeviction, which
+	 * refuses SET but not UNLINK) only means the directory cannot serve
+	 * this time: SCAN needs no write, so it is no failure of the store.
+	 */
+	if (replies[0]->type != REDIS_REPLY_STATUS ||
+		replies[1]->type != REDIS_REPLY_INTEGER)
+	{
+		elog(DEBUG1, "cache_ext: the key directory could not serve \"%.*s\": the barrier was refused (%.*s): SCAN",
+			 (int) plen, p,
+			 replies[0]->type == REDIS_REPLY_ERROR ? (int) Min(replies[0]->len, 200) : 0,
+			 replies[0]->type == REDIS_REPLY_ERROR ? replies[0]->str : "");
+		redis_free_replies(2, replies);
+		pfree(p);
+		return -1;
+	}
+	redis_free_replies(2, replies);
 	deadline = TimestampTzPlusMilliseconds(GetCurrentTimestamp(),
 										   cache_redis_command_timeout);
 	if (cache_redis_deadline != 0 && cache_redis_deadline < deadline)

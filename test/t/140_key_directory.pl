@@ -135,6 +135,17 @@ is($redis->cli('EXISTS', 'users:all:late'), '0',
 CacheTest::run($s, 'RESET cache_ext.redis_command_timeout');
 $redis->cli('UNLINK', split /\n/, $redis->cli('KEYS', 'cache_ext:barrier:*'));
 
+# ---- Redis refuses the barrier's SET (out of memory, noeviction) ----
+
+$redis->cli('SET', "users:all:oom$_", 'x') for 1 .. 3;
+$redis->cli('CONFIG', 'SET', 'maxmemory-policy', 'noeviction');
+$redis->cli('CONFIG', 'SET', 'maxmemory', '1');
+($out, $err) = CacheTest::run($s, q{SELECT cache_invalidate_prefix('users:all')});
+$redis->cli('CONFIG', 'SET', 'maxmemory', '0');
+is($out, '3', 'a refused barrier: the keys are still removed (with SCAN, which writes nothing)');
+is(path_of($err), 'scan', 'the directory gives way to SCAN');
+unlike($err, qr/WARNING/, 'and no store failure is reported');
+
 # ---- more namespaces than the directory keeps: the least used make room ----
 
 CacheTest::run($s, q{SELECT count(cache_invalidate_prefix('ns' || i || ':')) FROM generate_series(1, 140) i});
