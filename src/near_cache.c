@@ -775,7 +775,7 @@ cache_near_get(const char *rkey, size_t len, NearFill *fill)
 	fill->active = false;
 	if (near == NULL || len > NEAR_MAX_KEY)
 		return NULL;
-	epoch = cache_tracking_epoch();
+	epoch = cache_tracking_live_epoch();
 	if (epoch == 0 || (ident = session_ident()) == 0)
 		return NULL;
 	hash = key_hash(rkey, len);

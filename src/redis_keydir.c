@@ -727,7 +727,7 @@ covering_ns(const char *p, int len, bool *known)
 uint64
 cache_keydir_covers(const char *p, int len)
 {
-	uint64		epoch = cache_tracking_epoch();
+	uint64		epoch = cache_tracking_live_epoch();
 	bool		known;
 	int			slot = -1;
 

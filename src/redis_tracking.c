@@ -27,6 +27,16 @@
  * is set to 0 before the near-cache and the directory are emptied, so that
  * no reader trusts either while the stream is broken.
  *
+ * A connection can die silently (a network path lost without a reset):
+ * nothing arrives, and a near-cache would serve its entries for as long as
+ * TCP keepalive takes.  So the worker sends PING about every second (RESP2
+ * allows it in subscribed mode; the answer is ["pong", ""]) and drops the
+ * session when no answer arrives within cache_ext.redis_command_timeout.
+ * Each reply read is a heartbeat, in shared memory: readers take the epoch
+ * through cache_tracking_live_epoch(), which answers 0 once the last
+ * heartbeat is older than the ping interval plus the command timeout (the
+ * worker busy elsewhere, or stuck), whether or not it dropped the session.
+ *
  * The barrier.  In BCAST mode Redis does not send a notification as it
  * executes a write: it gathers the keys per tracked prefix and broadcasts
  * them once per event-loop iteration, before sleeping
@@ -91,6 +101,9 @@
 /* how long a session looks for its barrier before sleeping on its latch */
 #define BARRIER_SPIN_US		200
 
+/* how often the worker PINGs the tracking connection */
+#define PING_INTERVAL_MS	1000
+
 /* socket reads per turn of the worker's loop */
 #define READ_ROUNDS			64
 
@@ -104,6 +117,7 @@ typedef struct TrackingShared
 {
 	pg_atomic_uint64 epoch;		/* 0: no live tracking session */
 	pg_atomic_uint64 consumed;	/* notifications consumed, ever */
+	pg_atomic_uint64 heartbeat;	/* TimestampTz of the last reply read */
 	uint64		generation;		/* epochs handed out; worker only */
 	pg_atomic_uint32 worker_procno;	/* the worker's PGPROC, or INVALID */
 	char		nonce[NONCE_LEN + 1];	/* in our barrier keys: hex, random */
@@ -123,6 +137,8 @@ static char *tprefix = NULL;
 static TimestampTz tretry_at = 0;
 static bool tfailing = false;	/* the last attempt failed (logged once) */
 static bool am_worker = false;
+static TimestampTz ping_sent = 0;	/* a PING awaits its answer since then */
+static TimestampTz ping_next = 0;	/* when to send the next one */
 
 
 /* ---- settings and shared memory ---- */
@@ -163,6 +179,7 @@ cache_tracking_shmem_init(void)
 	{
 		pg_atomic_init_u64(&tracking->epoch, 0);
 		pg_atomic_init_u64(&tracking->consumed, 0);
+		pg_atomic_init_u64(&tracking->heartbeat, 0);
 		tracking->generation = 0;
 		pg_atomic_init_u32(&tracking->worker_procno, NO_WORKER);
 		if (!pg_strong_random(rnd, sizeof(rnd)))
@@ -187,6 +204,31 @@ cache_tracking_epoch(void)
 	if (tracking == NULL)
 		return 0;
 	return pg_atomic_read_u64(&tracking->epoch);
+}
+
+/*
+ * The epoch, for readers that serve what the stream vouches for (near-cache
+ * hits, the directory): 0 also when the worker has read nothing from the
+ * tracking connection, not even the answer to its PING, for longer than
+ * the ping interval plus cache_ext.redis_command_timeout.
+ */
+uint64
+cache_tracking_live_epoch(void)
+{
+	uint64		epoch;
+	TimestampTz heartbeat;
+
+	if (tracking == NULL)
+		return 0;
+	epoch = pg_atomic_read_u64(&tracking->epoch);
+	if (epoch == 0)
+		return 0;
+	pg_read_barrier();
+	heartbeat = (TimestampTz) pg_atomic_read_u64(&tracking->heartbeat);
+	if (GetCurrentTimestamp() - heartbeat >
+		(TimestampTz) (PING_INTERVAL_MS + cache_redis_command_timeout) * 1000)
+		return 0;
+	return epoch;
 }
 
 uint64
@@ -366,12 +408,19 @@ consume_message(redisReply *r)
 	int			n = 0;
 	int			nbarriers = 0;
 
+	if (r->type == REDIS_REPLY_ARRAY && r->elements == 2 &&
+		r->element[0]->type == REDIS_REPLY_STRING &&
+		strcmp(r->element[0]->str, "pong") == 0)
+	{
+		ping_sent = 0;
+		return;
+	}
 	if (r->type != REDIS_REPLY_ARRAY || r->elements != 3 ||
 		r->element[0]->type != REDIS_REPLY_STRING ||
 		strcmp(r->element[0]->str, "message") != 0 ||
 		r->element[1]->type != REDIS_REPLY_STRING ||
 		strcmp(r->element[1]->str, INVALIDATE_CHANNEL) != 0)
-		return;					/* a subscribe confirmation, a pong */
+		return;					/* a subscribe confirmation */
 
 	payload = r->element[2];
 	seq = pg_atomic_add_fetch_u64(&tracking->consumed, 1);
@@ -551,6 +600,10 @@ open_session(void)
 	cache_keydir_reset(turl, tprefix);
 	if (++tracking->generation == 0)
 		tracking->generation = 1;
+	ping_sent = 0;
+	ping_next = TimestampTzPlusMilliseconds(GetCurrentTimestamp(),
+											PING_INTERVAL_MS);
+	pg_atomic_write_u64(&tracking->heartbeat, (uint64) GetCurrentTimestamp());
 	pg_memory_barrier();
 	pg_atomic_write_u64(&tracking->epoch, tracking->generation);
 	tlive = true;
@@ -583,6 +636,8 @@ read_messages(void)
 			}
 			if (reply == NULL)
 				break;
+			pg_atomic_write_u64(&tracking->heartbeat,
+								(uint64) GetCurrentTimestamp());
 			consume_message((redisReply *) reply);
 			freeReplyObject(reply);
 		}
@@ -600,6 +655,61 @@ read_messages(void)
 			return;
 		}
 	}
+}
+
+/*
+ * Sends a PING when due, and drops the session when the last one has not
+ * been answered within cache_ext.redis_command_timeout.  *timeout is
+ * lowered to when this needs to run again.
+ */
+static void
+ping_session(long *timeout)
+{
+	redisContext *c = tslot.conn;
+	TimestampTz now = GetCurrentTimestamp();
+	TimestampTz due;
+	long		secs;
+	int			usecs;
+	int			done = 0;
+
+	if (!tlive)
+		return;
+	if (ping_sent != 0)
+	{
+		due = TimestampTzPlusMilliseconds(ping_sent, cache_redis_command_timeout);
+		if (now >= due)
+		{
+			drop_session(psprintf("no answer to PING within %d ms",
+								  cache_redis_command_timeout));
+			*timeout = Min(*timeout, TRACKING_RETRY_MS);
+			return;
+		}
+	}
+	else if (now >= ping_next)
+	{
+		/* a few bytes: the socket's buffer takes them unless it is full */
+		if (redisAppendCommand(c, "PING") != REDIS_OK)
+		{
+			drop_session(c->errstr[0] ? c->errstr : "could not queue PING");
+			*timeout = Min(*timeout, TRACKING_RETRY_MS);
+			return;
+		}
+		ping_sent = now;
+		ping_next = TimestampTzPlusMilliseconds(now, PING_INTERVAL_MS);
+		due = TimestampTzPlusMilliseconds(now, cache_redis_command_timeout);
+	}
+	else
+		due = ping_next;
+
+	/* send what is pending (this PING, or the rest of an earlier one) */
+	if (sdslen(c->obuf) > 0 && redisBufferWrite(c, &done) != REDIS_OK)
+	{
+		drop_session(c->errstr[0] ? c->errstr : "write error");
+		*timeout = Min(*timeout, TRACKING_RETRY_MS);
+		return;
+	}
+	TimestampDifference(now, due, &secs, &usecs);
+	*timeout = Min(*timeout, secs * 1000 + (usecs + 999) / 1000);
 }
 
 /*
@@ -690,6 +800,9 @@ cache_tracking_worker_poll(long *timeout)
 		*timeout = Min(*timeout, TRACKING_RETRY_MS);
 		return;
 	}
+	ping_session(timeout);
+	if (tslot.conn == NULL)
+		return;
 	if (tlive && cache_keydir_fill_step())
 		*timeout = 0;
 }

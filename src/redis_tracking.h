@@ -19,6 +19,13 @@
  */
 extern uint64 cache_tracking_epoch(void);
 
+/*
+ * The epoch, or 0 when the worker has not heard from Redis on the tracking
+ * connection lately (a silently dead connection, a stuck worker): what
+ * near-cache hits and the key directory go by.
+ */
+extern uint64 cache_tracking_live_epoch(void);
+
 /* notifications the worker has consumed so far (a sequence number) */
 extern uint64 cache_tracking_consumed(void);
 extern void cache_tracking_wake_worker(void);
