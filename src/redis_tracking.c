@@ -808,6 +808,25 @@ cache_tracking_worker_poll(long *timeout)
 }
 
 /*
+ * For long work in the worker (a queued invalidation walking a large
+ * keyspace with SCAN), between its round trips: consumes what arrived on
+ * the tracking connection and PINGs it when due, so that notifications,
+ * the sessions' barriers and the heartbeat keep flowing.  Does nothing in
+ * other processes.
+ */
+void
+cache_tracking_worker_service(void)
+{
+	long		timeout = 0;
+
+	if (!am_worker || tslot.conn == NULL)
+		return;
+	read_messages();
+	if (tslot.conn != NULL)
+		ping_session(&timeout);
+}
+
+/*
  * The worker's wait: its latch, and the tracking socket while a session is
  * open.
  */

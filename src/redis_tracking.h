@@ -38,6 +38,8 @@ extern bool cache_tracking_barrier_wait(uint64 seq, uint64 epoch,
 /* redis_worker.c */
 extern void cache_tracking_worker_poll(long *timeout);
 extern void cache_tracking_worker_wait(long timeout);
+/* between the steps of long work in the worker (store_redis.c) */
+extern void cache_tracking_worker_service(void);
 extern void cache_tracking_worker_exit(void);
 
 /* cache_ext.c: settings and shared memory */

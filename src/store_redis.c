@@ -523,6 +523,8 @@ scan_keys(const char *what, StringInfo pattern, bool remove)
 			break;
 		}
 		CHECK_FOR_INTERRUPTS();
+		/* in the worker, a long walk must not hold up the tracking stream */
+		cache_tracking_worker_service();
 
 		if (batch.nkeys > 0)
 			cmds[ncmds++] = (RedisCmd) {batch.nkeys + 1, batch.argv, batch.argvlen};
@@ -653,6 +655,7 @@ directory_remove(const char *lit, int litlen, const char *pat, int patlen)
 		uint64		consumed = cache_tracking_consumed();
 		redisReply *reply;
 
+		cache_tracking_worker_service();
 		argv[0] = "UNLINK";
 		argvlen[0] = 6;
 		memcpy(argv + 1, list.keys + start, count * sizeof(char *));
