@@ -125,6 +125,11 @@ sql("SELECT cache_set('q:1', 'a', 0)");
 get('q:1');
 sql("SELECT cache_invalidate_pattern('q:*')");
 is(get('q:1'), '<null>', 'own pattern invalidation');
+sql("SELECT cache_set('pat:ab:1', 'a', 0), cache_set('pat:ac:1', 'c', 0)");
+ok(near_hit('pat:ab:1') && near_hit('pat:ac:1'), 'pattern with a literal start: held');
+sql("SELECT cache_invalidate_pattern('pat:ab?1')");
+is(get('pat:ab:1'), '<null>', 'own pattern invalidation with a literal start');
+ok(near_hit('pat:ac:1'), 'a key the pattern does not match stays held');
 
 # a write under cache_attach invalidates the near-cache too
 sql(q{CREATE TABLE users (user_id int PRIMARY KEY, name text);
