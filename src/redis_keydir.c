@@ -28,7 +28,7 @@
  * may break it makes the namespaces concerned pending again, to be refilled:
  * a lost or replaced tracking connection (notifications missed), a FLUSH,
  * a key that does not fit (the directory is full, or the key is longer than
- * an entry holds: overflow, retried after OVERFLOW_RETRY_MS, doubled at
+ * LONG_KEY_MAX: overflow, retried after OVERFLOW_RETRY_MS, doubled at
  * each overflow in a row up to OVERFLOW_RETRY_MAX_MS, so that a namespace
  * that does not fit costs Redis one background SCAN every few minutes).
  *
@@ -37,6 +37,10 @@
  * it (its key may have been written again since: then it stays).  Each
  * entry records the sequence number of the last notification that named
  * it, and the session notes the count consumed before sending.
+ *
+ * A key longer than an entry holds (KEY_MAX) continues in more entries,
+ * chained through "more", that sit in no list of their own; its hash is
+ * that of its first KEY_MAX bytes and its length.  Up to LONG_KEY_MAX.
  *
  * At most MAX_NAMESPACES are kept: a new one takes the place of the least
  * recently used (evict_ns()).
@@ -69,7 +73,8 @@
 #include "utils/memutils.h"
 #include "utils/timestamp.h"
 
-#define KEY_MAX				104 /* an entry is 128 bytes */
+#define KEY_MAX				100 /* an entry is 128 bytes */
+#define LONG_KEY_MAX		1024	/* chained entries, up to this */
 #define MAX_NAMESPACES		128
 #define NS_PREFIX_MAX		200
 #define URL_MAX				1024
@@ -111,8 +116,11 @@ typedef struct DirEntry
 	uint16		ns;
 	uint16		len;
 	uint64		touched;		/* last notification that named it */
+	uint32		more;			/* where the key continues, or NONE */
 	char		key[KEY_MAX];
 } DirEntry;
+
+StaticAssertDecl(sizeof(DirEntry) == 128, "a directory entry is 128 bytes");
 
 typedef struct KeyDir
 {
@@ -125,7 +133,7 @@ typedef struct KeyDir
 	uint32		capacity;
 	uint32		nbuckets;
 	uint32		free;
-	uint32		nused;
+	uint32		nused;			/* entries in use, continuations included */
 	uint64		overflows;
 	/* then the hash buckets (capacity), then the entries */
 } KeyDir;
@@ -262,18 +270,63 @@ longest_ns(const char *key, size_t len, bool *needed)
 	return best;
 }
 
+/* only the first KEY_MAX bytes: those an entry itself holds */
 static uint32 *
 bucket_of(const char *key, size_t len)
 {
-	return &dir_buckets[hash_bytes((const unsigned char *) key, len) %
-						dir->nbuckets];
+	uint32		h = hash_bytes((const unsigned char *) key, Min(len, KEY_MAX));
+
+	return &dir_buckets[(h ^ (uint32) len) % dir->nbuckets];
+}
+
+/* Whether entry e holds key (continuations included). */
+static bool
+entry_equals(uint32 e, const char *key, size_t len)
+{
+	size_t		off = 0;
+
+	if (dir_entries[e].len != len)
+		return false;
+	while (off < len)
+	{
+		size_t		n = Min(len - off, KEY_MAX);
+
+		if (e == NONE || memcmp(dir_entries[e].key, key + off, n) != 0)
+			return false;
+		off += n;
+		e = dir_entries[e].more;
+	}
+	return true;
+}
+
+/*
+ * The key of entry e: in the entry itself when it fits, else copied into
+ * buf (LONG_KEY_MAX bytes).
+ */
+static const char *
+entry_key(uint32 e, char *buf)
+{
+	size_t		len = dir_entries[e].len;
+	size_t		off = 0;
+
+	if (len <= KEY_MAX)
+		return dir_entries[e].key;
+	while (off < len && e != NONE)
+	{
+		size_t		n = Min(len - off, KEY_MAX);
+
+		memcpy(buf + off, dir_entries[e].key, n);
+		off += n;
+		e = dir_entries[e].more;
+	}
+	return buf;
 }
 
 static uint32
 lookup(const char *key, size_t len)
 {
 	for (uint32 e = *bucket_of(key, len); e != NONE; e = dir_entries[e].hnext)
-		if (dir_entries[e].len == len && memcmp(dir_entries[e].key, key, len) == 0)
+		if (entry_equals(e, key, len))
 			return e;
 	return NONE;
 }
@@ -318,9 +371,15 @@ remove_entry(uint32 e)
 		link = &dir_entries[*link].hnext;
 	*link = d->hnext;
 	list_unlink(e);
-	d->next = dir->free;
-	dir->free = e;
-	dir->nused--;
+	while (e != NONE)
+	{
+		uint32		more = dir_entries[e].more;
+
+		dir_entries[e].next = dir->free;
+		dir->free = e;
+		dir->nused--;
+		e = more;
+	}
 }
 
 /*
@@ -356,7 +415,7 @@ overflow(const char *key, size_t len)
 	{
 		last_overflow_log = now;
 		ereport(LOG,
-				(errmsg("cache_ext worker: the Redis key directory is full (%u keys)",
+				(errmsg("cache_ext worker: the Redis key directory is full (%u entries)",
 						dir->nused),
 				 errdetail("Invalidations under the namespaces concerned use SCAN until they are rebuilt."),
 				 errhint("Raise cache_ext.redis_key_directory_size.")));
@@ -370,11 +429,12 @@ note_key(const char *key, size_t len, uint64 seq)
 	bool		needed;
 	int			nsi = longest_ns(key, len, &needed);
 	uint32		e;
+	uint32		last;
 	DirEntry   *d;
 
 	if (nsi < 0)
 		return;
-	e = (len <= KEY_MAX) ? lookup(key, len) : NONE;
+	e = (len <= LONG_KEY_MAX) ? lookup(key, len) : NONE;
 	if (e != NONE)
 	{
 		d = &dir_entries[e];
@@ -389,7 +449,8 @@ note_key(const char *key, size_t len, uint64 seq)
 	}
 	if (!needed)
 		return;
-	if (len > KEY_MAX || dir->free == NONE)
+	if (len > LONG_KEY_MAX ||
+		dir->capacity - dir->nused < Max((len + KEY_MAX - 1) / KEY_MAX, 1))
 	{
 		overflow(key, len);
 		return;
@@ -399,7 +460,21 @@ note_key(const char *key, size_t len, uint64 seq)
 	dir->free = d->next;
 	dir->nused++;
 	d->len = len;
-	memcpy(d->key, key, len);
+	memcpy(d->key, key, Min(len, KEY_MAX));
+	d->more = NONE;
+	/* the rest of a long key, in as many more entries as it takes */
+	last = e;
+	for (size_t off = KEY_MAX; off < len; off += KEY_MAX)
+	{
+		uint32		c = dir->free;
+
+		dir->free = dir_entries[c].next;
+		dir->nused++;
+		memcpy(dir_entries[c].key, key + off, Min(len - off, KEY_MAX));
+		dir_entries[c].more = NONE;
+		dir_entries[last].more = c;
+		last = c;
+	}
 	d->touched = seq;
 	d->hnext = *bucket_of(key, len);
 	*bucket_of(key, len) = e;
@@ -659,6 +734,7 @@ evict_ns(void)
 {
 	int			victim = -1;
 	uint32		e;
+	char		buf[LONG_KEY_MAX];
 
 	for (int i = 0; i < dir->nns; i++)
 		if (dir->ns[i].state != NS_FREE &&
@@ -672,7 +748,7 @@ evict_ns(void)
 	while ((e = dir->ns[victim].head) != NONE)
 	{
 		bool		needed;
-		int			nsi = longest_ns(dir_entries[e].key, dir_entries[e].len,
+		int			nsi = longest_ns(entry_key(e, buf), dir_entries[e].len,
 									 &needed);
 
 		if (nsi < 0)
@@ -792,6 +868,7 @@ cache_keydir_collect(const char *p, int len, const char *pat, int patlen,
 	size_t		total = 0;
 	int			n = 0;
 	char	   *data = NULL;
+	char		buf[LONG_KEY_MAX];
 
 	memset(out, 0, sizeof(*out));
 	LWLockAcquire(&dir->lock, LW_SHARED);
@@ -821,11 +898,12 @@ cache_keydir_collect(const char *p, int len, const char *pat, int patlen,
 			for (uint32 e = ns->head; e != NONE; e = dir_entries[e].next)
 			{
 				DirEntry   *d = &dir_entries[e];
+				const char *key = entry_key(e, buf);
 
-				if (filter && !has_prefix(d->key, d->len, p, len))
+				if (filter && !has_prefix(key, d->len, p, len))
 					continue;
 				if (pat != NULL &&
-					!cache_glob_match(pat, patlen, d->key + skip, d->len - skip))
+					!cache_glob_match(pat, patlen, key + skip, d->len - skip))
 					continue;
 				if (pass == 0)
 				{
@@ -833,7 +911,7 @@ cache_keydir_collect(const char *p, int len, const char *pat, int patlen,
 					total += d->len;
 					continue;
 				}
-				memcpy(data, d->key, d->len);
+				memcpy(data, key, d->len);
 				out->keys[out->nkeys] = data;
 				out->lens[out->nkeys++] = d->len;
 				data += d->len;
@@ -863,7 +941,7 @@ cache_keydir_forget(int n, const char *const *keys, const size_t *lens,
 	LWLockAcquire(&dir->lock, LW_EXCLUSIVE);
 	for (int i = 0; i < n; i++)
 	{
-		uint32		e = (lens[i] <= KEY_MAX) ? lookup(keys[i], lens[i]) : NONE;
+		uint32		e = (lens[i] <= LONG_KEY_MAX) ? lookup(keys[i], lens[i]) : NONE;
 
 		if (e != NONE && dir_entries[e].touched <= consumed)
 			remove_entry(e);

@@ -109,6 +109,13 @@ $redis->cli('SET', 'users:all:q1', 'x');
 is("$n $path", '3 directory', 'a pattern under a complete namespace: the directory, filtered');
 is($redis->cli('EXISTS', 'users:all:q1'), '1', 'a key the pattern does not match stays');
 
+# a key longer than a directory entry holds (100 bytes) is listed all the same
+my $long = 'users:all:' . ('L' x 300);
+$redis->cli('SET', $long, 'x');
+($n, $path) = invalidate(q{SELECT cache_invalidate_prefix('users:all')});
+is("$n $path", '2 directory', 'a 310-byte key: served by the directory');
+is($redis->cli('EXISTS', $long), '0', 'the long key is removed');
+
 # ---- the barrier: a write whose notification the worker has not consumed ----
 
 # Another PostgreSQL server sharing this Redis writes barrier keys of its
