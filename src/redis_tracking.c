@@ -19,8 +19,9 @@
  * deleted, expired or evicted), or nil for a FLUSHDB/FLUSHALL.  Every key
  * goes to the near-cache (near_cache.c) and to the key directory
  * (redis_keydir.c).  The connection is only ever read in non-blocking mode,
- * between the worker's other tasks, through the worker's wait on its
- * socket.
+ * between the worker's other tasks (and between the round trips of a long
+ * queued delivery), through the worker's wait on its socket; the only
+ * thing written to it once subscribed is a PING now and then.
  *
  * The epoch (cache_tracking_epoch()) is 0 while no session is live, and a
  * new non-zero number once one is fully set up (subscribed).  On loss it
@@ -49,10 +50,10 @@
  * set up: another PostgreSQL server sharing the Redis (and the prefix)
  * writes barriers of its own under the same prefix, and they must not pass
  * for ours; nor may a sequence number we never issued (a forged or stale
- * key), which could otherwise disable the barriers of that slot for good.  Its notification goes out in the same broadcast as any key
- * written before it, or a later one, and a connection's messages arrive in
- * order; once the worker has consumed it, it has consumed every earlier
- * write's.  The worker records the highest sequence number seen per
+ * key), which could otherwise disable the barriers of that slot for good.
+ * Its notification goes out in the same broadcast as any key written
+ * before it, or a later one, and a connection's messages arrive in order;
+ * once the worker has consumed it, it has consumed every earlier write's.  The worker records the highest sequence number seen per
  * process and sets that process's latch, after noting every other key of
  * the same message in the directory.  Sequence numbers come from a shared
  * counter per PGPROC slot, so a late notification of an earlier, abandoned
