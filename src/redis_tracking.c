@@ -53,9 +53,10 @@
  * key), which could otherwise disable the barriers of that slot for good.
  * Its notification goes out in the same broadcast as any key written
  * before it, or a later one, and a connection's messages arrive in order;
- * once the worker has consumed it, it has consumed every earlier write's.  The worker records the highest sequence number seen per
- * process and sets that process's latch, after noting every other key of
- * the same message in the directory.  Sequence numbers come from a shared
+ * once the worker has consumed it, it has consumed every earlier write's.
+ * The worker records the highest sequence number seen per process and sets
+ * that process's latch, after noting every other key of the same message
+ * in the directory.  Sequence numbers come from a shared
  * counter per PGPROC slot, so a late notification of an earlier, abandoned
  * barrier never passes for a later one.  A session looks for its answer a
  * little while before sleeping on its latch; the worker, delivering a
