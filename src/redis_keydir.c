@@ -43,7 +43,10 @@
  * that of its first KEY_MAX bytes and its length.  Up to LONG_KEY_MAX.
  *
  * At most MAX_NAMESPACES are kept: a new one takes the place of the least
- * recently used (evict_ns()).
+ * recently used (evict_ns()).  When a key does not fit, the namespaces not
+ * invalidated for NS_IDLE_MS (and that the key is not under) are freed,
+ * least recently used first, before the key overflows: an idle namespace
+ * must not keep an active one on SCAN.
  *
  * Each key sits in one list, that of the longest namespace that matches
  * it.  The keys under a prefix P are then in the lists of the namespaces
@@ -83,6 +86,7 @@
 #define OVERFLOW_RETRY_MS	10000	/* doubled at each overflow in a row */
 #define OVERFLOW_RETRY_MAX_MS	(5 * 60 * 1000)
 #define FILL_RETRY_MS		1000
+#define NS_IDLE_MS			60000	/* unused this long: freed for room */
 #define FILL_COUNT			"1000"
 #define NOTE_BATCH			1024	/* keys noted per lock hold */
 
@@ -238,6 +242,8 @@ cache_keydir_shmem_init(void)
 
 
 /* ---- entries (lock held) ---- */
+
+static int	evict_ns(const char *key, size_t len, uint64 used_before);
 
 static inline bool
 has_prefix(const char *s, size_t len, const char *prefix, size_t plen)
@@ -430,6 +436,7 @@ note_key(const char *key, size_t len, uint64 seq)
 	int			nsi = longest_ns(key, len, &needed);
 	uint32		e;
 	uint32		last;
+	uint32		need;
 	DirEntry   *d;
 
 	if (nsi < 0)
@@ -449,11 +456,26 @@ note_key(const char *key, size_t len, uint64 seq)
 	}
 	if (!needed)
 		return;
-	if (len > LONG_KEY_MAX ||
-		dir->capacity - dir->nused < Max((len + KEY_MAX - 1) / KEY_MAX, 1))
+	if (len > LONG_KEY_MAX)
 	{
 		overflow(key, len);
 		return;
+	}
+	need = Max((len + KEY_MAX - 1) / KEY_MAX, 1);
+	if (dir->capacity - dir->nused < need)
+	{
+		uint64		idle = (uint64)
+			TimestampTzPlusMilliseconds(GetCurrentTimestamp(), -NS_IDLE_MS);
+
+		/* the key's own namespaces are spared: nsi stays valid */
+		while (dir->capacity - dir->nused < need &&
+			   evict_ns(key, len, idle) >= 0)
+			;
+		if (dir->capacity - dir->nused < need)
+		{
+			overflow(key, len);
+			return;
+		}
 	}
 	e = dir->free;
 	d = &dir_entries[e];
@@ -724,24 +746,32 @@ cache_keydir_fill_step(void)
 /* ---- sessions ---- */
 
 /*
- * Frees the least recently used namespace, for a new one (lock held
- * exclusively).  Its keys go to the list of the longest namespace left
- * that they are under, which is where a complete namespace above it looks
- * for them, or leave the directory if none is.
+ * Frees the least recently used namespace (lock held exclusively), for a
+ * new one, or (key not NULL) for room: then only one last used before
+ * used_before, and that key is not under.  Its keys go to the list of the
+ * longest namespace left that they are under, which is where a complete
+ * namespace above it looks for them, or leave the directory if none is.
+ * The slot freed, or -1.
  */
 static int
-evict_ns(void)
+evict_ns(const char *key, size_t len, uint64 used_before)
 {
 	int			victim = -1;
 	uint32		e;
 	char		buf[LONG_KEY_MAX];
 
 	for (int i = 0; i < dir->nns; i++)
-		if (dir->ns[i].state != NS_FREE &&
-			(victim < 0 ||
-			 pg_atomic_read_u64(&dir->ns[i].last_used) <
-			 pg_atomic_read_u64(&dir->ns[victim].last_used)))
+	{
+		KeyNs	   *ns = &dir->ns[i];
+		uint64		used = pg_atomic_read_u64(&ns->last_used);
+
+		if (ns->state == NS_FREE ||
+			(key != NULL && (used >= used_before ||
+							 has_prefix(key, len, ns->prefix, ns->len))))
+			continue;
+		if (victim < 0 || used < pg_atomic_read_u64(&dir->ns[victim].last_used))
 			victim = i;
+	}
 	if (victim < 0)
 		return -1;
 	dir->ns[victim].state = NS_FREE;
@@ -834,7 +864,7 @@ cache_keydir_covers(const char *p, int len)
 		if (slot < 0 && dir->nns < MAX_NAMESPACES)
 			slot = dir->nns++;
 		if (slot < 0)
-			slot = evict_ns();
+			slot = evict_ns(NULL, 0, 0);
 		if (slot >= 0)
 		{
 			KeyNs	   *ns = &dir->ns[slot];

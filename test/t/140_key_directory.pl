@@ -260,6 +260,19 @@ is($redis->cli('EXISTS', 'users:all:o1', 'users:all:o300'), '0', 'none is left')
 ok(wait_directory(q{SELECT cache_invalidate_prefix('users:all')}),
 	'once its keys fit again, the namespace is rebuilt and served by the directory');
 
+# a namespace not invalidated for a minute makes room for an active one
+ok(wait_directory(q{SELECT cache_invalidate_prefix('idle:')}),
+	'the directory serves idle:');
+$redis->cli('EVAL', q{for i = 1, 80 do redis.call('SET', 'idle:' .. i, 'x') end}, '0');
+sleep(62);
+invalidate(q{SELECT cache_invalidate_prefix('users:all')});
+$redis->cli('EVAL', q{for i = 1, 80 do redis.call('SET', 'users:all:n' .. i, 'x') end}, '0');
+($n, $path) = invalidate(q{SELECT cache_invalidate_prefix('users:all')});
+is("$n $path", '80 directory',
+	'keys of an idle namespace give way: the active one still fits and is served by the directory');
+($n, $path) = invalidate(q{SELECT cache_invalidate_prefix('idle:')});
+is("$n $path", '80 scan', 'the idle namespace, freed, is walked with SCAN next time');
+
 # ---- a reload that changes cache_ext.key_prefix replaces the tracking session ----
 
 $s->quit;
