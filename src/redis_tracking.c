@@ -30,13 +30,15 @@
  *
  * A connection can die silently (a network path lost without a reset):
  * nothing arrives, and a near-cache would serve its entries for as long as
- * TCP keepalive takes.  So the worker sends PING about every second (RESP2
+ * TCP keepalive takes.  So the worker sends PING twice a second (RESP2
  * allows it in subscribed mode; the answer is ["pong", ""]) and drops the
  * session when no answer arrives within cache_ext.redis_command_timeout.
  * Each reply read is a heartbeat, in shared memory: readers take the epoch
  * through cache_tracking_live_epoch(), which answers 0 once the last
- * heartbeat is older than the ping interval plus the command timeout (the
+ * heartbeat is older than HEARTBEAT_MAX_MS plus the command timeout (the
  * worker busy elsewhere, or stuck), whether or not it dropped the session.
+ * Pinging twice as often as that leaves a late wake-up of the worker half
+ * a second before readers stop trusting the stream.
  *
  * The barrier.  In BCAST mode Redis does not send a notification as it
  * executes a write: it gathers the keys per tracked prefix and broadcasts
@@ -104,7 +106,9 @@
 #define BARRIER_SPIN_US		200
 
 /* how often the worker PINGs the tracking connection */
-#define PING_INTERVAL_MS	1000
+#define PING_INTERVAL_MS	500
+/* a heartbeat older than this plus the command timeout is not trusted */
+#define HEARTBEAT_MAX_MS	1000
 
 /* socket reads per turn of the worker's loop */
 #define READ_ROUNDS			64
@@ -212,7 +216,7 @@ cache_tracking_epoch(void)
  * The epoch, for readers that serve what the stream vouches for (near-cache
  * hits, the directory): 0 also when the worker has read nothing from the
  * tracking connection, not even the answer to its PING, for longer than
- * the ping interval plus cache_ext.redis_command_timeout.
+ * HEARTBEAT_MAX_MS plus cache_ext.redis_command_timeout.
  */
 uint64
 cache_tracking_live_epoch(void)
@@ -228,7 +232,7 @@ cache_tracking_live_epoch(void)
 	pg_read_barrier();
 	heartbeat = (TimestampTz) pg_atomic_read_u64(&tracking->heartbeat);
 	if (GetCurrentTimestamp() - heartbeat >
-		(TimestampTz) (PING_INTERVAL_MS + cache_redis_command_timeout) * 1000)
+		(TimestampTz) (HEARTBEAT_MAX_MS + cache_redis_command_timeout) * 1000)
 		return 0;
 	return epoch;
 }
