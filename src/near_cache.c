@@ -775,7 +775,7 @@ cache_near_get(const char *rkey, size_t len, NearFill *fill)
 	fill->active = false;
 	if (near == NULL || len > NEAR_MAX_KEY)
 		return NULL;
-	epoch = cache_tracking_epoch();
+	epoch = cache_tracking_live_epoch();
 	if (epoch == 0 || (ident = session_ident()) == 0)
 		return NULL;
 	hash = key_hash(rkey, len);
@@ -1069,9 +1069,24 @@ cache_near_void_prefix(const char *prefix, int len)
 void
 cache_near_void_pattern(const char *pattern, int len)
 {
+	Size		headlen;
+	char	   *head;
+	int			lit = 0;
+
 	if (near == NULL)
 		return;
-	void_matching(cache_key_prefix, strlen(cache_key_prefix), pattern, len);
+
+	/*
+	 * The pattern's literal start (up to its first special character) is
+	 * part of the head: a literal character matches only itself, so the
+	 * rest of the pattern applies to the rest of the key, and a head of
+	 * ns_len bytes or more walks one chain of the index, not every entry.
+	 */
+	while (lit < len && strchr("*?[\\", pattern[lit]) == NULL)
+		lit++;
+	head = with_prefix(pattern, lit, &headlen);
+	void_matching(head, headlen, pattern + lit, len - lit);
+	pfree(head);
 }
 
 void

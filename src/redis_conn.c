@@ -1016,6 +1016,42 @@ redis_run(const char *what, int ncmds, const RedisCmd *cmds,
 	return no_error_reply(what, ncmds, replies);
 }
 
+/*
+ * redis_run() that leaves error replies to the caller: true if every reply
+ * arrived, Redis errors included (nothing reported).  For a command whose
+ * refusal is not a failure of the store (the barrier: its caller falls
+ * back to SCAN).
+ */
+bool
+redis_run_unchecked(const char *what, int ncmds, const RedisCmd *cmds,
+					redisReply **replies)
+{
+	bool		ok;
+
+	memset(replies, 0, ncmds * sizeof(redisReply *));
+	PG_TRY();
+	{
+		ok = attempt(ncmds, cmds, replies);
+	}
+	PG_CATCH();
+	{
+		redis_free_replies(ncmds, replies);
+		conn_close();
+		PG_RE_THROW();
+	}
+	PG_END_TRY();
+
+	if (!ok)
+	{
+		redis_free_replies(ncmds, replies);
+		if (in_retry_pause)
+			cache_store_failure_again(CACHE_BACKEND_REDIS, what, conn_error);
+		else
+			cache_store_failure(CACHE_BACKEND_REDIS, what, conn_error);
+	}
+	return ok;
+}
+
 /* redis_run() for a single command: its reply, or NULL after a failure. */
 redisReply *
 redis_command(const char *what, int argc, const char **argv,

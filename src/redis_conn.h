@@ -32,6 +32,14 @@ typedef struct RedisCmd
 extern bool redis_run(const char *what, int ncmds, const RedisCmd *cmds,
 					  redisReply **replies);
 
+/*
+ * redis_run() that does not check the replies: true once all arrived, Redis
+ * error replies included, which the caller must look at (and free).
+ * Connection failures are reported as by redis_run().
+ */
+extern bool redis_run_unchecked(const char *what, int ncmds,
+								const RedisCmd *cmds, redisReply **replies);
+
 /* redis_run() for a single command: its reply, or NULL after a failure */
 extern redisReply *redis_command(const char *what, int argc, const char **argv,
 								 const size_t *argvlen);

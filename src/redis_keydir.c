@@ -28,7 +28,7 @@
  * may break it makes the namespaces concerned pending again, to be refilled:
  * a lost or replaced tracking connection (notifications missed), a FLUSH,
  * a key that does not fit (the directory is full, or the key is longer than
- * an entry holds: overflow, retried after OVERFLOW_RETRY_MS, doubled at
+ * LONG_KEY_MAX: overflow, retried after OVERFLOW_RETRY_MS, doubled at
  * each overflow in a row up to OVERFLOW_RETRY_MAX_MS, so that a namespace
  * that does not fit costs Redis one background SCAN every few minutes).
  *
@@ -38,8 +38,15 @@
  * entry records the sequence number of the last notification that named
  * it, and the session notes the count consumed before sending.
  *
+ * A key longer than an entry holds (KEY_MAX) continues in more entries,
+ * chained through "more", that sit in no list of their own; its hash is
+ * that of its first KEY_MAX bytes and its length.  Up to LONG_KEY_MAX.
+ *
  * At most MAX_NAMESPACES are kept: a new one takes the place of the least
- * recently used (evict_ns()).
+ * recently used (evict_ns()).  When a key does not fit, the namespaces not
+ * invalidated for NS_IDLE_MS (and that the key is not under) are freed,
+ * least recently used first, before the key overflows: an idle namespace
+ * must not keep an active one on SCAN.
  *
  * Each key sits in one list, that of the longest namespace that matches
  * it.  The keys under a prefix P are then in the lists of the namespaces
@@ -69,7 +76,8 @@
 #include "utils/memutils.h"
 #include "utils/timestamp.h"
 
-#define KEY_MAX				104 /* an entry is 128 bytes */
+#define KEY_MAX				100 /* an entry is 128 bytes */
+#define LONG_KEY_MAX		1024	/* chained entries, up to this */
 #define MAX_NAMESPACES		128
 #define NS_PREFIX_MAX		200
 #define URL_MAX				1024
@@ -78,6 +86,7 @@
 #define OVERFLOW_RETRY_MS	10000	/* doubled at each overflow in a row */
 #define OVERFLOW_RETRY_MAX_MS	(5 * 60 * 1000)
 #define FILL_RETRY_MS		1000
+#define NS_IDLE_MS			60000	/* unused this long: freed for room */
 #define FILL_COUNT			"1000"
 #define NOTE_BATCH			1024	/* keys noted per lock hold */
 
@@ -111,8 +120,11 @@ typedef struct DirEntry
 	uint16		ns;
 	uint16		len;
 	uint64		touched;		/* last notification that named it */
+	uint32		more;			/* where the key continues, or NONE */
 	char		key[KEY_MAX];
 } DirEntry;
+
+StaticAssertDecl(sizeof(DirEntry) == 128, "a directory entry is 128 bytes");
 
 typedef struct KeyDir
 {
@@ -125,7 +137,7 @@ typedef struct KeyDir
 	uint32		capacity;
 	uint32		nbuckets;
 	uint32		free;
-	uint32		nused;
+	uint32		nused;			/* entries in use, continuations included */
 	uint64		overflows;
 	/* then the hash buckets (capacity), then the entries */
 } KeyDir;
@@ -231,6 +243,8 @@ cache_keydir_shmem_init(void)
 
 /* ---- entries (lock held) ---- */
 
+static int	evict_ns(const char *key, size_t len, uint64 used_before);
+
 static inline bool
 has_prefix(const char *s, size_t len, const char *prefix, size_t plen)
 {
@@ -262,18 +276,63 @@ longest_ns(const char *key, size_t len, bool *needed)
 	return best;
 }
 
+/* only the first KEY_MAX bytes: those an entry itself holds */
 static uint32 *
 bucket_of(const char *key, size_t len)
 {
-	return &dir_buckets[hash_bytes((const unsigned char *) key, len) %
-						dir->nbuckets];
+	uint32		h = hash_bytes((const unsigned char *) key, Min(len, KEY_MAX));
+
+	return &dir_buckets[(h ^ (uint32) len) % dir->nbuckets];
+}
+
+/* Whether entry e holds key (continuations included). */
+static bool
+entry_equals(uint32 e, const char *key, size_t len)
+{
+	size_t		off = 0;
+
+	if (dir_entries[e].len != len)
+		return false;
+	while (off < len)
+	{
+		size_t		n = Min(len - off, KEY_MAX);
+
+		if (e == NONE || memcmp(dir_entries[e].key, key + off, n) != 0)
+			return false;
+		off += n;
+		e = dir_entries[e].more;
+	}
+	return true;
+}
+
+/*
+ * The key of entry e: in the entry itself when it fits, else copied into
+ * buf (LONG_KEY_MAX bytes).
+ */
+static const char *
+entry_key(uint32 e, char *buf)
+{
+	size_t		len = dir_entries[e].len;
+	size_t		off = 0;
+
+	if (len <= KEY_MAX)
+		return dir_entries[e].key;
+	while (off < len && e != NONE)
+	{
+		size_t		n = Min(len - off, KEY_MAX);
+
+		memcpy(buf + off, dir_entries[e].key, n);
+		off += n;
+		e = dir_entries[e].more;
+	}
+	return buf;
 }
 
 static uint32
 lookup(const char *key, size_t len)
 {
 	for (uint32 e = *bucket_of(key, len); e != NONE; e = dir_entries[e].hnext)
-		if (dir_entries[e].len == len && memcmp(dir_entries[e].key, key, len) == 0)
+		if (entry_equals(e, key, len))
 			return e;
 	return NONE;
 }
@@ -318,9 +377,15 @@ remove_entry(uint32 e)
 		link = &dir_entries[*link].hnext;
 	*link = d->hnext;
 	list_unlink(e);
-	d->next = dir->free;
-	dir->free = e;
-	dir->nused--;
+	while (e != NONE)
+	{
+		uint32		more = dir_entries[e].more;
+
+		dir_entries[e].next = dir->free;
+		dir->free = e;
+		dir->nused--;
+		e = more;
+	}
 }
 
 /*
@@ -356,7 +421,7 @@ overflow(const char *key, size_t len)
 	{
 		last_overflow_log = now;
 		ereport(LOG,
-				(errmsg("cache_ext worker: the Redis key directory is full (%u keys)",
+				(errmsg("cache_ext worker: the Redis key directory is full (%u entries)",
 						dir->nused),
 				 errdetail("Invalidations under the namespaces concerned use SCAN until they are rebuilt."),
 				 errhint("Raise cache_ext.redis_key_directory_size.")));
@@ -370,11 +435,13 @@ note_key(const char *key, size_t len, uint64 seq)
 	bool		needed;
 	int			nsi = longest_ns(key, len, &needed);
 	uint32		e;
+	uint32		last;
+	uint32		need;
 	DirEntry   *d;
 
 	if (nsi < 0)
 		return;
-	e = (len <= KEY_MAX) ? lookup(key, len) : NONE;
+	e = (len <= LONG_KEY_MAX) ? lookup(key, len) : NONE;
 	if (e != NONE)
 	{
 		d = &dir_entries[e];
@@ -389,17 +456,47 @@ note_key(const char *key, size_t len, uint64 seq)
 	}
 	if (!needed)
 		return;
-	if (len > KEY_MAX || dir->free == NONE)
+	if (len > LONG_KEY_MAX)
 	{
 		overflow(key, len);
 		return;
+	}
+	need = Max((len + KEY_MAX - 1) / KEY_MAX, 1);
+	if (dir->capacity - dir->nused < need)
+	{
+		uint64		idle = (uint64)
+			TimestampTzPlusMilliseconds(GetCurrentTimestamp(), -NS_IDLE_MS);
+
+		/* the key's own namespaces are spared: nsi stays valid */
+		while (dir->capacity - dir->nused < need &&
+			   evict_ns(key, len, idle) >= 0)
+			;
+		if (dir->capacity - dir->nused < need)
+		{
+			overflow(key, len);
+			return;
+		}
 	}
 	e = dir->free;
 	d = &dir_entries[e];
 	dir->free = d->next;
 	dir->nused++;
 	d->len = len;
-	memcpy(d->key, key, len);
+	memcpy(d->key, key, Min(len, KEY_MAX));
+	d->more = NONE;
+	/* the rest of a long key, in as many more entries as it takes */
+	last = e;
+	for (size_t off = KEY_MAX; off < len; off += KEY_MAX)
+	{
+		uint32		c = dir->free;
+
+		dir->free = dir_entries[c].next;
+		dir->nused++;
+		memcpy(dir_entries[c].key, key + off, Min(len - off, KEY_MAX));
+		dir_entries[c].more = NONE;
+		dir_entries[last].more = c;
+		last = c;
+	}
 	d->touched = seq;
 	d->hnext = *bucket_of(key, len);
 	*bucket_of(key, len) = e;
@@ -649,30 +746,39 @@ cache_keydir_fill_step(void)
 /* ---- sessions ---- */
 
 /*
- * Frees the least recently used namespace, for a new one (lock held
- * exclusively).  Its keys go to the list of the longest namespace left
- * that they are under, which is where a complete namespace above it looks
- * for them, or leave the directory if none is.
+ * Frees the least recently used namespace (lock held exclusively), for a
+ * new one, or (key not NULL) for room: then only one last used before
+ * used_before, and that key is not under.  Its keys go to the list of the
+ * longest namespace left that they are under, which is where a complete
+ * namespace above it looks for them, or leave the directory if none is.
+ * The slot freed, or -1.
  */
 static int
-evict_ns(void)
+evict_ns(const char *key, size_t len, uint64 used_before)
 {
 	int			victim = -1;
 	uint32		e;
+	char		buf[LONG_KEY_MAX];
 
 	for (int i = 0; i < dir->nns; i++)
-		if (dir->ns[i].state != NS_FREE &&
-			(victim < 0 ||
-			 pg_atomic_read_u64(&dir->ns[i].last_used) <
-			 pg_atomic_read_u64(&dir->ns[victim].last_used)))
+	{
+		KeyNs	   *ns = &dir->ns[i];
+		uint64		used = pg_atomic_read_u64(&ns->last_used);
+
+		if (ns->state == NS_FREE ||
+			(key != NULL && (used >= used_before ||
+							 has_prefix(key, len, ns->prefix, ns->len))))
+			continue;
+		if (victim < 0 || used < pg_atomic_read_u64(&dir->ns[victim].last_used))
 			victim = i;
+	}
 	if (victim < 0)
 		return -1;
 	dir->ns[victim].state = NS_FREE;
 	while ((e = dir->ns[victim].head) != NONE)
 	{
 		bool		needed;
-		int			nsi = longest_ns(dir_entries[e].key, dir_entries[e].len,
+		int			nsi = longest_ns(entry_key(e, buf), dir_entries[e].len,
 									 &needed);
 
 		if (nsi < 0)
@@ -727,7 +833,7 @@ covering_ns(const char *p, int len, bool *known)
 uint64
 cache_keydir_covers(const char *p, int len)
 {
-	uint64		epoch = cache_tracking_epoch();
+	uint64		epoch = cache_tracking_live_epoch();
 	bool		known;
 	int			slot = -1;
 
@@ -758,7 +864,7 @@ cache_keydir_covers(const char *p, int len)
 		if (slot < 0 && dir->nns < MAX_NAMESPACES)
 			slot = dir->nns++;
 		if (slot < 0)
-			slot = evict_ns();
+			slot = evict_ns(NULL, 0, 0);
 		if (slot >= 0)
 		{
 			KeyNs	   *ns = &dir->ns[slot];
@@ -792,6 +898,7 @@ cache_keydir_collect(const char *p, int len, const char *pat, int patlen,
 	size_t		total = 0;
 	int			n = 0;
 	char	   *data = NULL;
+	char		buf[LONG_KEY_MAX];
 
 	memset(out, 0, sizeof(*out));
 	LWLockAcquire(&dir->lock, LW_SHARED);
@@ -821,11 +928,12 @@ cache_keydir_collect(const char *p, int len, const char *pat, int patlen,
 			for (uint32 e = ns->head; e != NONE; e = dir_entries[e].next)
 			{
 				DirEntry   *d = &dir_entries[e];
+				const char *key = entry_key(e, buf);
 
-				if (filter && !has_prefix(d->key, d->len, p, len))
+				if (filter && !has_prefix(key, d->len, p, len))
 					continue;
 				if (pat != NULL &&
-					!cache_glob_match(pat, patlen, d->key + skip, d->len - skip))
+					!cache_glob_match(pat, patlen, key + skip, d->len - skip))
 					continue;
 				if (pass == 0)
 				{
@@ -833,7 +941,7 @@ cache_keydir_collect(const char *p, int len, const char *pat, int patlen,
 					total += d->len;
 					continue;
 				}
-				memcpy(data, d->key, d->len);
+				memcpy(data, key, d->len);
 				out->keys[out->nkeys] = data;
 				out->lens[out->nkeys++] = d->len;
 				data += d->len;
@@ -863,7 +971,7 @@ cache_keydir_forget(int n, const char *const *keys, const size_t *lens,
 	LWLockAcquire(&dir->lock, LW_EXCLUSIVE);
 	for (int i = 0; i < n; i++)
 	{
-		uint32		e = (lens[i] <= KEY_MAX) ? lookup(keys[i], lens[i]) : NONE;
+		uint32		e = (lens[i] <= LONG_KEY_MAX) ? lookup(keys[i], lens[i]) : NONE;
 
 		if (e != NONE && dir_entries[e].touched <= consumed)
 			remove_entry(e);

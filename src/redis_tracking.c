@@ -19,13 +19,26 @@
  * deleted, expired or evicted), or nil for a FLUSHDB/FLUSHALL.  Every key
  * goes to the near-cache (near_cache.c) and to the key directory
  * (redis_keydir.c).  The connection is only ever read in non-blocking mode,
- * between the worker's other tasks, through the worker's wait on its
- * socket.
+ * between the worker's other tasks (and between the round trips of a long
+ * queued delivery), through the worker's wait on its socket; the only
+ * thing written to it once subscribed is a PING now and then.
  *
  * The epoch (cache_tracking_epoch()) is 0 while no session is live, and a
  * new non-zero number once one is fully set up (subscribed).  On loss it
  * is set to 0 before the near-cache and the directory are emptied, so that
  * no reader trusts either while the stream is broken.
+ *
+ * A connection can die silently (a network path lost without a reset):
+ * nothing arrives, and a near-cache would serve its entries for as long as
+ * TCP keepalive takes.  So the worker sends PING twice a second (RESP2
+ * allows it in subscribed mode; the answer is ["pong", ""]) and drops the
+ * session when no answer arrives within cache_ext.redis_command_timeout.
+ * Each reply read is a heartbeat, in shared memory: readers take the epoch
+ * through cache_tracking_live_epoch(), which answers 0 once the last
+ * heartbeat is older than HEARTBEAT_MAX_MS plus the command timeout (the
+ * worker busy elsewhere, or stuck), whether or not it dropped the session.
+ * Pinging twice as often as that leaves a late wake-up of the worker half
+ * a second before readers stop trusting the stream.
  *
  * The barrier.  In BCAST mode Redis does not send a notification as it
  * executes a write: it gathers the keys per tracked prefix and broadcasts
@@ -34,13 +47,18 @@
  * whereas a PUBLISH is delivered at once: a PUBLISH can overtake the
  * notification of a key written in the same iteration.  So the barrier is
  * a write: the session writes and unlinks a key of its own under the
- * tracked prefix, key_prefix || "cache_ext:barrier:<procno>:<seq>", in one
- * round trip.  Its notification goes out in the same broadcast as any key
- * written before it, or a later one, and a connection's messages arrive in
- * order; once the worker has consumed it, it has consumed every earlier
- * write's.  The worker records the highest sequence number seen per
- * process and sets that process's latch, after noting every other key of
- * the same message in the directory.  Sequence numbers come from a shared
+ * tracked prefix, key_prefix || "cache_ext:barrier:<nonce>:<procno>:<seq>",
+ * in one round trip.  The nonce is drawn at random when shared memory is
+ * set up: another PostgreSQL server sharing the Redis (and the prefix)
+ * writes barriers of its own under the same prefix, and they must not pass
+ * for ours; nor may a sequence number we never issued (a forged or stale
+ * key), which could otherwise disable the barriers of that slot for good.
+ * Its notification goes out in the same broadcast as any key written
+ * before it, or a later one, and a connection's messages arrive in order;
+ * once the worker has consumed it, it has consumed every earlier write's.
+ * The worker records the highest sequence number seen per process and sets
+ * that process's latch, after noting every other key of the same message
+ * in the directory.  Sequence numbers come from a shared
  * counter per PGPROC slot, so a late notification of an earlier, abandoned
  * barrier never passes for a later one.  A session looks for its answer a
  * little while before sleeping on its latch; the worker, delivering a
@@ -52,6 +70,7 @@
 
 #include <poll.h>
 #include <sched.h>
+#include <time.h>
 
 #include <hiredis/hiredis.h>
 
@@ -81,8 +100,16 @@
 
 #define WHAT_TRACKING		"track keys"
 
+/* hex digits of the nonce that tells this server's barrier keys apart */
+#define NONCE_LEN			16
+
 /* how long a session looks for its barrier before sleeping on its latch */
 #define BARRIER_SPIN_US		200
+
+/* how often the worker PINGs the tracking connection */
+#define PING_INTERVAL_MS	500
+/* a heartbeat older than this plus the command timeout is not trusted */
+#define HEARTBEAT_MAX_MS	1000
 
 /* socket reads per turn of the worker's loop */
 #define READ_ROUNDS			64
@@ -97,8 +124,10 @@ typedef struct TrackingShared
 {
 	pg_atomic_uint64 epoch;		/* 0: no live tracking session */
 	pg_atomic_uint64 consumed;	/* notifications consumed, ever */
+	pg_atomic_uint64 heartbeat;	/* TimestampTz of the last reply read */
 	uint64		generation;		/* epochs handed out; worker only */
 	pg_atomic_uint32 worker_procno;	/* the worker's PGPROC, or INVALID */
+	char		nonce[NONCE_LEN + 1];	/* in our barrier keys: hex, random */
 	int			nslots;
 	BarrierSlot slots[FLEXIBLE_ARRAY_MEMBER];	/* by pgprocno */
 } TrackingShared;
@@ -115,6 +144,8 @@ static char *tprefix = NULL;
 static TimestampTz tretry_at = 0;
 static bool tfailing = false;	/* the last attempt failed (logged once) */
 static bool am_worker = false;
+static TimestampTz ping_sent = 0;	/* a PING awaits its answer since then */
+static TimestampTz ping_next = 0;	/* when to send the next one */
 
 
 /* ---- settings and shared memory ---- */
@@ -145,6 +176,7 @@ void
 cache_tracking_shmem_init(void)
 {
 	bool		found;
+	uint8		rnd[NONCE_LEN / 2];
 
 	tracking = ShmemInitStruct("cache_ext tracking",
 							   offsetof(TrackingShared, slots) +
@@ -154,8 +186,15 @@ cache_tracking_shmem_init(void)
 	{
 		pg_atomic_init_u64(&tracking->epoch, 0);
 		pg_atomic_init_u64(&tracking->consumed, 0);
+		pg_atomic_init_u64(&tracking->heartbeat, 0);
 		tracking->generation = 0;
 		pg_atomic_init_u32(&tracking->worker_procno, NO_WORKER);
+		if (!pg_strong_random(rnd, sizeof(rnd)))
+			ereport(FATAL,
+					(errcode(ERRCODE_INTERNAL_ERROR),
+					 errmsg("could not generate random cache_ext barrier nonce")));
+		for (int i = 0; i < (int) sizeof(rnd); i++)
+			snprintf(tracking->nonce + 2 * i, 3, "%02x", rnd[i]);
 		tracking->nslots = barrier_slots();
 		for (int i = 0; i < tracking->nslots; i++)
 		{
@@ -172,6 +211,44 @@ cache_tracking_epoch(void)
 	if (tracking == NULL)
 		return 0;
 	return pg_atomic_read_u64(&tracking->epoch);
+}
+
+/*
+ * The epoch, for readers that serve what the stream vouches for (near-cache
+ * hits, the directory): 0 also when the worker has read nothing from the
+ * tracking connection, not even the answer to its PING, for longer than
+ * HEARTBEAT_MAX_MS plus cache_ext.redis_command_timeout.
+ */
+uint64
+cache_tracking_live_epoch(void)
+{
+	uint64		epoch;
+	TimestampTz heartbeat;
+	TimestampTz now;
+	struct timespec ts;
+
+	if (tracking == NULL)
+		return 0;
+	epoch = pg_atomic_read_u64(&tracking->epoch);
+	if (epoch == 0)
+		return 0;
+	pg_read_barrier();
+	heartbeat = (TimestampTz) pg_atomic_read_u64(&tracking->heartbeat);
+
+	/*
+	 * On every near-cache hit: the coarse clock costs a fraction of
+	 * gettimeofday(), and a few milliseconds behind matter nothing here.
+	 */
+	if (clock_gettime(CLOCK_REALTIME_COARSE, &ts) == 0)
+		now = ((TimestampTz) ts.tv_sec -
+			   ((POSTGRES_EPOCH_JDATE - UNIX_EPOCH_JDATE) * SECS_PER_DAY)) *
+			USECS_PER_SEC + ts.tv_nsec / 1000;
+	else
+		now = GetCurrentTimestamp();
+	if (now - heartbeat >
+		(TimestampTz) (HEARTBEAT_MAX_MS + cache_redis_command_timeout) * 1000)
+		return 0;
+	return epoch;
 }
 
 uint64
@@ -211,8 +288,8 @@ cache_tracking_barrier_key(size_t *len, uint64 *seq)
 
 	Assert(tracking != NULL);
 	*seq = pg_atomic_add_fetch_u64(&tracking->slots[MyProc->pgprocno].issued, 1);
-	key = psprintf("%s" BARRIER_TAG "%d:" UINT64_FORMAT,
-				   cache_key_prefix, MyProc->pgprocno, *seq);
+	key = psprintf("%s" BARRIER_TAG "%s:%d:" UINT64_FORMAT,
+				   cache_key_prefix, tracking->nonce, MyProc->pgprocno, *seq);
 	*len = strlen(key);
 	return key;
 }
@@ -281,28 +358,41 @@ cache_tracking_barrier_wait(uint64 seq, uint64 epoch, TimestampTz deadline)
 
 /* ---- the worker's tracking session ---- */
 
-/* Whether key names a barrier; if so, *procno and *seq say whose. */
+/*
+ * Whether key names one of our barriers; if so, *procno and *seq say whose.
+ * A barrier of another server (another nonce), or with a sequence number
+ * that slot never issued, is not ours.
+ */
 static bool
 parse_barrier(const char *key, size_t len, int *procno, uint64 *seq)
 {
-	size_t		taglen = strlen(tprefix) + strlen(BARRIER_TAG);
+	size_t		plen = strlen(tprefix);
+	size_t		taglen = plen + strlen(BARRIER_TAG) + NONCE_LEN + 1;
 	char		buf[64];
 	char	   *end;
 	long		p;
 
 	if (len <= taglen || len - taglen >= sizeof(buf) ||
-		memcmp(key, tprefix, strlen(tprefix)) != 0 ||
-		memcmp(key + strlen(tprefix), BARRIER_TAG, strlen(BARRIER_TAG)) != 0)
+		memcmp(key, tprefix, plen) != 0 ||
+		memcmp(key + plen, BARRIER_TAG, strlen(BARRIER_TAG)) != 0 ||
+		memcmp(key + plen + strlen(BARRIER_TAG), tracking->nonce,
+			   NONCE_LEN) != 0 ||
+		key[taglen - 1] != ':')
 		return false;
 	memcpy(buf, key + taglen, len - taglen);
 	buf[len - taglen] = '\0';
+	if (buf[0] < '0' || buf[0] > '9')
+		return false;
 	errno = 0;
 	p = strtol(buf, &end, 10);
 	if (errno != 0 || end == buf || *end != ':' ||
-		p < 0 || p >= tracking->nslots)
+		p < 0 || p >= tracking->nslots ||
+		end[1] < '0' || end[1] > '9')
 		return false;
+	errno = 0;
 	*seq = strtou64(end + 1, &end, 10);
-	if (*end != '\0')
+	if (errno != 0 || *end != '\0' ||
+		*seq > pg_atomic_read_u64(&tracking->slots[p].issued))
 		return false;
 	*procno = (int) p;
 	return true;
@@ -338,12 +428,19 @@ consume_message(redisReply *r)
 	int			n = 0;
 	int			nbarriers = 0;
 
+	if (r->type == REDIS_REPLY_ARRAY && r->elements == 2 &&
+		r->element[0]->type == REDIS_REPLY_STRING &&
+		strcmp(r->element[0]->str, "pong") == 0)
+	{
+		ping_sent = 0;
+		return;
+	}
 	if (r->type != REDIS_REPLY_ARRAY || r->elements != 3 ||
 		r->element[0]->type != REDIS_REPLY_STRING ||
 		strcmp(r->element[0]->str, "message") != 0 ||
 		r->element[1]->type != REDIS_REPLY_STRING ||
 		strcmp(r->element[1]->str, INVALIDATE_CHANNEL) != 0)
-		return;					/* a subscribe confirmation, a pong */
+		return;					/* a subscribe confirmation */
 
 	payload = r->element[2];
 	seq = pg_atomic_add_fetch_u64(&tracking->consumed, 1);
@@ -523,6 +620,10 @@ open_session(void)
 	cache_keydir_reset(turl, tprefix);
 	if (++tracking->generation == 0)
 		tracking->generation = 1;
+	ping_sent = 0;
+	ping_next = TimestampTzPlusMilliseconds(GetCurrentTimestamp(),
+											PING_INTERVAL_MS);
+	pg_atomic_write_u64(&tracking->heartbeat, (uint64) GetCurrentTimestamp());
 	pg_memory_barrier();
 	pg_atomic_write_u64(&tracking->epoch, tracking->generation);
 	tlive = true;
@@ -555,6 +656,8 @@ read_messages(void)
 			}
 			if (reply == NULL)
 				break;
+			pg_atomic_write_u64(&tracking->heartbeat,
+								(uint64) GetCurrentTimestamp());
 			consume_message((redisReply *) reply);
 			freeReplyObject(reply);
 		}
@@ -572,6 +675,61 @@ read_messages(void)
 			return;
 		}
 	}
+}
+
+/*
+ * Sends a PING when due, and drops the session when the last one has not
+ * been answered within cache_ext.redis_command_timeout.  *timeout is
+ * lowered to when this needs to run again.
+ */
+static void
+ping_session(long *timeout)
+{
+	redisContext *c = tslot.conn;
+	TimestampTz now = GetCurrentTimestamp();
+	TimestampTz due;
+	long		secs;
+	int			usecs;
+	int			done = 0;
+
+	if (!tlive)
+		return;
+	if (ping_sent != 0)
+	{
+		due = TimestampTzPlusMilliseconds(ping_sent, cache_redis_command_timeout);
+		if (now >= due)
+		{
+			drop_session(psprintf("no answer to PING within %d ms",
+								  cache_redis_command_timeout));
+			*timeout = Min(*timeout, TRACKING_RETRY_MS);
+			return;
+		}
+	}
+	else if (now >= ping_next)
+	{
+		/* a few bytes: the socket's buffer takes them unless it is full */
+		if (redisAppendCommand(c, "PING") != REDIS_OK)
+		{
+			drop_session(c->errstr[0] ? c->errstr : "could not queue PING");
+			*timeout = Min(*timeout, TRACKING_RETRY_MS);
+			return;
+		}
+		ping_sent = now;
+		ping_next = TimestampTzPlusMilliseconds(now, PING_INTERVAL_MS);
+		due = TimestampTzPlusMilliseconds(now, cache_redis_command_timeout);
+	}
+	else
+		due = ping_next;
+
+	/* send what is pending (this PING, or the rest of an earlier one) */
+	if (sdslen(c->obuf) > 0 && redisBufferWrite(c, &done) != REDIS_OK)
+	{
+		drop_session(c->errstr[0] ? c->errstr : "write error");
+		*timeout = Min(*timeout, TRACKING_RETRY_MS);
+		return;
+	}
+	TimestampDifference(now, due, &secs, &usecs);
+	*timeout = Min(*timeout, secs * 1000 + (usecs + 999) / 1000);
 }
 
 /*
@@ -662,8 +820,30 @@ cache_tracking_worker_poll(long *timeout)
 		*timeout = Min(*timeout, TRACKING_RETRY_MS);
 		return;
 	}
+	ping_session(timeout);
+	if (tslot.conn == NULL)
+		return;
 	if (tlive && cache_keydir_fill_step())
 		*timeout = 0;
+}
+
+/*
+ * For long work in the worker (a queued invalidation walking a large
+ * keyspace with SCAN), between its round trips: consumes what arrived on
+ * the tracking connection and PINGs it when due, so that notifications,
+ * the sessions' barriers and the heartbeat keep flowing.  Does nothing in
+ * other processes.
+ */
+void
+cache_tracking_worker_service(void)
+{
+	long		timeout = 0;
+
+	if (!am_worker || tslot.conn == NULL)
+		return;
+	read_messages();
+	if (tslot.conn != NULL)
+		ping_session(&timeout);
 }
 
 /*

@@ -19,6 +19,13 @@
  */
 extern uint64 cache_tracking_epoch(void);
 
+/*
+ * The epoch, or 0 when the worker has not heard from Redis on the tracking
+ * connection lately (a silently dead connection, a stuck worker): what
+ * near-cache hits and the key directory go by.
+ */
+extern uint64 cache_tracking_live_epoch(void);
+
 /* notifications the worker has consumed so far (a sequence number) */
 extern uint64 cache_tracking_consumed(void);
 extern void cache_tracking_wake_worker(void);
@@ -31,6 +38,8 @@ extern bool cache_tracking_barrier_wait(uint64 seq, uint64 epoch,
 /* redis_worker.c */
 extern void cache_tracking_worker_poll(long *timeout);
 extern void cache_tracking_worker_wait(long timeout);
+/* between the steps of long work in the worker (store_redis.c) */
+extern void cache_tracking_worker_service(void);
 extern void cache_tracking_worker_exit(void);
 
 /* cache_ext.c: settings and shared memory */

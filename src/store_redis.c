@@ -523,6 +523,8 @@ scan_keys(const char *what, StringInfo pattern, bool remove)
 			break;
 		}
 		CHECK_FOR_INTERRUPTS();
+		/* in the worker, a long walk must not hold up the tracking stream */
+		cache_tracking_worker_service();
 
 		if (batch.nkeys > 0)
 			cmds[ncmds++] = (RedisCmd) {batch.nkeys + 1, batch.argv, batch.argvlen};
@@ -606,14 +608,31 @@ directory_remove(const char *lit, int litlen, const char *pat, int patlen)
 	 */
 	set[1] = unlink[1] = cache_tracking_barrier_key(&setlen[1], &seq);
 	unlinklen[1] = setlen[1];
-	if (!redis_run(WHAT_INVALIDATE, 2, cmds, replies))
+	if (!redis_run_unchecked(WHAT_INVALIDATE, 2, cmds, replies))
 	{
 		pfree((char *) set[1]);
 		pfree(p);
 		return 0;
 	}
-	redis_free_replies(2, replies);
 	pfree((char *) set[1]);
+
+	/*
+	 * A refused barrier (say, OOM under maxmemory-policy noeviction, which
+	 * refuses SET but not UNLINK) only means the directory cannot serve
+	 * this time: SCAN needs no write, so it is no failure of the store.
+	 */
+	if (replies[0]->type != REDIS_REPLY_STATUS ||
+		replies[1]->type != REDIS_REPLY_INTEGER)
+	{
+		elog(DEBUG1, "cache_ext: the key directory could not serve \"%.*s\": the barrier was refused (%.*s): SCAN",
+			 (int) plen, p,
+			 replies[0]->type == REDIS_REPLY_ERROR ? (int) Min(replies[0]->len, 200) : 0,
+			 replies[0]->type == REDIS_REPLY_ERROR ? replies[0]->str : "");
+		redis_free_replies(2, replies);
+		pfree(p);
+		return -1;
+	}
+	redis_free_replies(2, replies);
 	deadline = TimestampTzPlusMilliseconds(GetCurrentTimestamp(),
 										   cache_redis_command_timeout);
 	if (cache_redis_deadline != 0 && cache_redis_deadline < deadline)
@@ -636,6 +655,7 @@ directory_remove(const char *lit, int litlen, const char *pat, int patlen)
 		uint64		consumed = cache_tracking_consumed();
 		redisReply *reply;
 
+		cache_tracking_worker_service();
 		argv[0] = "UNLINK";
 		argvlen[0] = 6;
 		memcpy(argv + 1, list.keys + start, count * sizeof(char *));
@@ -682,14 +702,22 @@ redis_invalidate_prefix(const char *prefix, int len)
 	StringInfo	pattern;
 	int64		n;
 
+	/*
+	 * Before and after, as redis_del(): during the barrier's wait and the
+	 * UNLINKs another session may fill the near-cache with a value they are
+	 * removing, and the worker may not have consumed their notifications
+	 * yet when we return.
+	 */
 	cache_near_void_prefix(prefix, len);
-	if (len > 0 && (n = directory_remove(prefix, len, NULL, 0)) >= 0)
-		return n;
-	pattern = match_pattern("", 0);
-
-	append_literal(pattern, prefix, len);
-	appendStringInfoChar(pattern, '*');
-	return scan_keys(WHAT_INVALIDATE, pattern, true);
+	if (len <= 0 || (n = directory_remove(prefix, len, NULL, 0)) < 0)
+	{
+		pattern = match_pattern("", 0);
+		append_literal(pattern, prefix, len);
+		appendStringInfoChar(pattern, '*');
+		n = scan_keys(WHAT_INVALIDATE, pattern, true);
+	}
+	cache_near_void_prefix(prefix, len);
+	return n;
 }
 
 static int64
@@ -698,11 +726,13 @@ redis_invalidate_pattern(const char *pattern, int len)
 	int			litlen = literal_start(pattern, len);
 	int64		n;
 
+	/* before and after: see redis_invalidate_prefix() */
 	cache_near_void_pattern(pattern, len);
-	if (litlen > 0 &&
-		(n = directory_remove(pattern, litlen, pattern, len)) >= 0)
-		return n;
-	return scan_keys(WHAT_INVALIDATE, match_pattern(pattern, len), true);
+	if (litlen <= 0 ||
+		(n = directory_remove(pattern, litlen, pattern, len)) < 0)
+		n = scan_keys(WHAT_INVALIDATE, match_pattern(pattern, len), true);
+	cache_near_void_pattern(pattern, len);
+	return n;
 }
 
 /*
@@ -712,8 +742,13 @@ redis_invalidate_pattern(const char *pattern, int len)
 static int64
 redis_flush(void)
 {
+	int64		n;
+
+	/* before and after: see redis_invalidate_prefix() */
 	cache_near_void_namespace();
-	return scan_keys(WHAT_FLUSH, match_pattern("*", 1), true);
+	n = scan_keys(WHAT_FLUSH, match_pattern("*", 1), true);
+	cache_near_void_namespace();
+	return n;
 }
 
 

@@ -109,7 +109,23 @@ $redis->cli('SET', 'users:all:q1', 'x');
 is("$n $path", '3 directory', 'a pattern under a complete namespace: the directory, filtered');
 is($redis->cli('EXISTS', 'users:all:q1'), '1', 'a key the pattern does not match stays');
 
+# a key longer than a directory entry holds (100 bytes) is listed all the same
+my $long = 'users:all:' . ('L' x 300);
+$redis->cli('SET', $long, 'x');
+($n, $path) = invalidate(q{SELECT cache_invalidate_prefix('users:all')});
+is("$n $path", '2 directory', 'a 310-byte key: served by the directory');
+is($redis->cli('EXISTS', $long), '0', 'the long key is removed');
+
 # ---- the barrier: a write whose notification the worker has not consumed ----
+
+# Another PostgreSQL server sharing this Redis writes barrier keys of its
+# own under the same prefix, here with sequence numbers far beyond ours, for
+# every process slot: they must not pass for this server's barriers.
+$redis->cli('MSET',
+	map { ("cache_ext:barrier:$_:18446744073709551615", 'x',
+		   "cache_ext:barrier:$_:99999999999999999999999", 'x') } 0 .. 299);
+# a barrier of ours passes only once the worker has consumed them
+invalidate(q{SELECT cache_invalidate_prefix('users:all')});
 
 my $wpid = worker_pid();
 kill 'STOP', $wpid;
@@ -124,6 +140,18 @@ is(path_of($err2), 'directory', 'it waited for the barrier, then used the direct
 is($redis->cli('EXISTS', 'users:all:late'), '0',
 	'a key written just before the invalidation, not yet consumed by the worker, is removed');
 CacheTest::run($s, 'RESET cache_ext.redis_command_timeout');
+$redis->cli('UNLINK', split /\n/, $redis->cli('KEYS', 'cache_ext:barrier:*'));
+
+# ---- Redis refuses the barrier's SET (out of memory, noeviction) ----
+
+$redis->cli('SET', "users:all:oom$_", 'x') for 1 .. 3;
+$redis->cli('CONFIG', 'SET', 'maxmemory-policy', 'noeviction');
+$redis->cli('CONFIG', 'SET', 'maxmemory', '1');
+($out, $err) = CacheTest::run($s, q{SELECT cache_invalidate_prefix('users:all')});
+$redis->cli('CONFIG', 'SET', 'maxmemory', '0');
+is($out, '3', 'a refused barrier: the keys are still removed (with SCAN, which writes nothing)');
+is(path_of($err), 'scan', 'the directory gives way to SCAN');
+unlike($err, qr/WARNING/, 'and no store failure is reported');
 
 # ---- more namespaces than the directory keeps: the least used make room ----
 
@@ -231,6 +259,19 @@ is("$n $path", '300 scan', 'an overflowed namespace is walked with SCAN: every k
 is($redis->cli('EXISTS', 'users:all:o1', 'users:all:o300'), '0', 'none is left');
 ok(wait_directory(q{SELECT cache_invalidate_prefix('users:all')}),
 	'once its keys fit again, the namespace is rebuilt and served by the directory');
+
+# a namespace not invalidated for a minute makes room for an active one
+ok(wait_directory(q{SELECT cache_invalidate_prefix('idle:')}),
+	'the directory serves idle:');
+$redis->cli('EVAL', q{for i = 1, 80 do redis.call('SET', 'idle:' .. i, 'x') end}, '0');
+sleep(62);
+invalidate(q{SELECT cache_invalidate_prefix('users:all')});
+$redis->cli('EVAL', q{for i = 1, 80 do redis.call('SET', 'users:all:n' .. i, 'x') end}, '0');
+($n, $path) = invalidate(q{SELECT cache_invalidate_prefix('users:all')});
+is("$n $path", '80 directory',
+	'keys of an idle namespace give way: the active one still fits and is served by the directory');
+($n, $path) = invalidate(q{SELECT cache_invalidate_prefix('idle:')});
+is("$n $path", '80 scan', 'the idle namespace, freed, is walked with SCAN next time');
 
 # ---- a reload that changes cache_ext.key_prefix replaces the tracking session ----
 

@@ -125,6 +125,11 @@ sql("SELECT cache_set('q:1', 'a', 0)");
 get('q:1');
 sql("SELECT cache_invalidate_pattern('q:*')");
 is(get('q:1'), '<null>', 'own pattern invalidation');
+sql("SELECT cache_set('pat:ab:1', 'a', 0), cache_set('pat:ac:1', 'c', 0)");
+ok(near_hit('pat:ab:1') && near_hit('pat:ac:1'), 'pattern with a literal start: held');
+sql("SELECT cache_invalidate_pattern('pat:ab?1')");
+is(get('pat:ab:1'), '<null>', 'own pattern invalidation with a literal start');
+ok(near_hit('pat:ac:1'), 'a key the pattern does not match stays held');
 
 # a write under cache_attach invalidates the near-cache too
 sql(q{CREATE TABLE users (user_id int PRIMARY KEY, name text);
@@ -211,6 +216,29 @@ while (!$live && time() < $deadline)
 ok($live, 'after CLIENT KILL: the near-cache works again');
 $redis->cli('SET', 'k6', 'newer');
 fresh('k6', 'newer', 'after reconnection: messages arrive again');
+
+# ---- Redis stops answering without closing anything (a dead network path) ----
+sql("SELECT cache_set('k8', 'v8', 0)");
+ok(near_hit('k8'), 'silent Redis: held');
+$redis->pause;
+# the tracking connection stays open: only its unanswered PING tells
+$deadline = time() + 15;
+my $refused = 0;
+while (!$refused && time() < $deadline)
+{
+	$refused = (get('k8') ne 'v8');
+	usleep(200_000) unless $refused;
+}
+ok($refused, 'silent Redis: the near-cache stops serving what it held');
+$redis->resume;
+$deadline = time() + 10;
+$live = 0;
+while (!$live && time() < $deadline)
+{
+	$live = near_hit('k8');
+	usleep(100_000) unless $live;
+}
+ok($live, 'silent Redis: once it answers again, the near-cache works again');
 
 # ---- a session on another namespace bypasses it ----
 sql("SELECT cache_set('k7', 'v7', 0)");
