@@ -642,7 +642,11 @@ cache_wal_cleanup(void)
 {
 	RedoWarningLimit *limits[] = {&warn_queue_full, &warn_failed};
 
-	cache_queue_sync_if_dirty(0, NULL);
+	/*
+	 * Unconditionally: the worker clears the dirty mark as its own fsync
+	 * starts, and that fsync may not have finished (or may have failed).
+	 */
+	cache_queue_sync_file();
 
 	/* the rest of the count that redo_warning_allowed() kept */
 	for (int i = 0; i < lengthof(limits); i++)

@@ -33,8 +33,10 @@
  * TCP keepalive takes.  So the worker sends PING twice a second (RESP2
  * allows it in subscribed mode; the answer is ["pong", ""]) and drops the
  * session when no answer arrives within cache_ext.redis_command_timeout.
- * Each reply read is a heartbeat, in shared memory: readers take the epoch
- * through cache_tracking_live_epoch(), which answers 0 once the last
+ * Each time the worker has read everything that had arrived (not merely a
+ * reply: after a stall the rest of the backlog may still be unread), it
+ * stamps a heartbeat in shared memory: readers take the epoch through
+ * cache_tracking_live_epoch(), which answers 0 once the last
  * heartbeat is older than HEARTBEAT_MAX_MS plus the command timeout (the
  * worker busy elsewhere, or stuck), whether or not it dropped the session.
  * Pinging twice as often as that leaves a late wake-up of the worker half
@@ -76,6 +78,7 @@
 
 #include "access/twophase.h"
 #include "cache_ext.h"
+#include "invalq.h"
 #include "miscadmin.h"
 #include "near_cache.h"
 #include "portability/instr_time.h"
@@ -124,7 +127,8 @@ typedef struct TrackingShared
 {
 	pg_atomic_uint64 epoch;		/* 0: no live tracking session */
 	pg_atomic_uint64 consumed;	/* notifications consumed, ever */
-	pg_atomic_uint64 heartbeat;	/* TimestampTz of the last reply read */
+	pg_atomic_uint64 heartbeat;	/* TimestampTz the worker last caught up */
+	pg_atomic_uint32 timeout_ms;	/* the worker's redis_command_timeout */
 	uint64		generation;		/* epochs handed out; worker only */
 	pg_atomic_uint32 worker_procno;	/* the worker's PGPROC, or INVALID */
 	char		nonce[NONCE_LEN + 1];	/* in our barrier keys: hex, random */
@@ -187,6 +191,7 @@ cache_tracking_shmem_init(void)
 		pg_atomic_init_u64(&tracking->epoch, 0);
 		pg_atomic_init_u64(&tracking->consumed, 0);
 		pg_atomic_init_u64(&tracking->heartbeat, 0);
+		pg_atomic_init_u32(&tracking->timeout_ms, 0);
 		tracking->generation = 0;
 		pg_atomic_init_u32(&tracking->worker_procno, NO_WORKER);
 		if (!pg_strong_random(rnd, sizeof(rnd)))
@@ -217,7 +222,7 @@ cache_tracking_epoch(void)
  * The epoch, for readers that serve what the stream vouches for (near-cache
  * hits, the directory): 0 also when the worker has read nothing from the
  * tracking connection, not even the answer to its PING, for longer than
- * HEARTBEAT_MAX_MS plus cache_ext.redis_command_timeout.
+ * HEARTBEAT_MAX_MS plus the worker's cache_ext.redis_command_timeout.
  */
 uint64
 cache_tracking_live_epoch(void)
@@ -245,8 +250,13 @@ cache_tracking_live_epoch(void)
 			USECS_PER_SEC + ts.tv_nsec / 1000;
 	else
 		now = GetCurrentTimestamp();
+	/*
+	 * The worker's command timeout, not this session's: the worker is the
+	 * one that waits for the PING's answer.
+	 */
 	if (now - heartbeat >
-		(TimestampTz) (HEARTBEAT_MAX_MS + cache_redis_command_timeout) * 1000)
+		(TimestampTz) (HEARTBEAT_MAX_MS +
+					   pg_atomic_read_u32(&tracking->timeout_ms)) * 1000)
 		return 0;
 	return epoch;
 }
@@ -623,6 +633,8 @@ open_session(void)
 	ping_sent = 0;
 	ping_next = TimestampTzPlusMilliseconds(GetCurrentTimestamp(),
 											PING_INTERVAL_MS);
+	pg_atomic_write_u32(&tracking->timeout_ms,
+						(uint32) cache_redis_command_timeout);
 	pg_atomic_write_u64(&tracking->heartbeat, (uint64) GetCurrentTimestamp());
 	pg_memory_barrier();
 	pg_atomic_write_u64(&tracking->epoch, tracking->generation);
@@ -640,6 +652,8 @@ static void
 read_messages(void)
 {
 	redisContext *c = tslot.conn;
+	TimestampTz now;
+	int			ready;
 
 	for (int round = 0;; round++)
 	{
@@ -656,8 +670,6 @@ read_messages(void)
 			}
 			if (reply == NULL)
 				break;
-			pg_atomic_write_u64(&tracking->heartbeat,
-								(uint64) GetCurrentTimestamp());
 			consume_message((redisReply *) reply);
 			freeReplyObject(reply);
 		}
@@ -666,7 +678,19 @@ read_messages(void)
 		pfd.fd = c->fd;
 		pfd.events = POLLIN;
 		pfd.revents = 0;
-		if (poll(&pfd, 1, 0) <= 0)
+		now = GetCurrentTimestamp();
+		ready = poll(&pfd, 1, 0);
+		if (ready == 0)
+		{
+			/*
+			 * Caught up: everything Redis sent before "now" has been
+			 * consumed.  Only then is the stream fresh; a reply parsed after
+			 * a stall, with more of the backlog still unread, is not.
+			 */
+			pg_atomic_write_u64(&tracking->heartbeat, (uint64) now);
+			return;
+		}
+		if (ready < 0)
 			return;
 		if (redisBufferRead(c) != REDIS_OK)
 		{
@@ -694,6 +718,8 @@ ping_session(long *timeout)
 
 	if (!tlive)
 		return;
+	pg_atomic_write_u32(&tracking->timeout_ms,
+						(uint32) cache_redis_command_timeout);
 	if (ping_sent != 0)
 	{
 		due = TimestampTzPlusMilliseconds(ping_sent, cache_redis_command_timeout);
@@ -839,7 +865,11 @@ cache_tracking_worker_service(void)
 {
 	long		timeout = 0;
 
-	if (!am_worker || tslot.conn == NULL)
+	if (!am_worker)
+		return;
+	/* replayed pushes wait for the worker's fsync (coherence_wal.c) */
+	(void) cache_queue_sync_if_dirty(CACHE_QUEUE_SYNC_MS, NULL);
+	if (tslot.conn == NULL)
 		return;
 	read_messages();
 	if (tslot.conn != NULL)

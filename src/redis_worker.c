@@ -310,6 +310,8 @@ cache_worker_main(Datum main_arg)
 	/*
 	 * Exit status 1 has the postmaster start us again, unless it is shutting
 	 * down: the queue must not stay undelivered after a stray SIGTERM.
+	 * Replayed pushes not fsync'd yet are made durable first.
 	 */
+	(void) cache_queue_sync_if_dirty(0, NULL);
 	proc_exit(1);
 }
