@@ -988,31 +988,8 @@ bool
 redis_run(const char *what, int ncmds, const RedisCmd *cmds,
 		  redisReply **replies)
 {
-	bool		ok;
-
-	memset(replies, 0, ncmds * sizeof(redisReply *));
-	PG_TRY();
-	{
-		ok = attempt(ncmds, cmds, replies);
-	}
-	PG_CATCH();
-	{
-		/* interrupted halfway: the connection's state is unknown */
-		redis_free_replies(ncmds, replies);
-		conn_close();
-		PG_RE_THROW();
-	}
-	PG_END_TRY();
-
-	if (!ok)
-	{
-		redis_free_replies(ncmds, replies);
-		if (in_retry_pause)
-			cache_store_failure_again(CACHE_BACKEND_REDIS, what, conn_error);
-		else
-			cache_store_failure(CACHE_BACKEND_REDIS, what, conn_error);
+	if (!redis_run_unchecked(what, ncmds, cmds, replies))
 		return false;
-	}
 	return no_error_reply(what, ncmds, replies);
 }
 
@@ -1035,6 +1012,7 @@ redis_run_unchecked(const char *what, int ncmds, const RedisCmd *cmds,
 	}
 	PG_CATCH();
 	{
+		/* interrupted halfway: the connection's state is unknown */
 		redis_free_replies(ncmds, replies);
 		conn_close();
 		PG_RE_THROW();
