@@ -125,9 +125,12 @@ as_pg_owner() {
 	fi
 }
 
+# A port nothing listens on, from $1 (default PGPORT + 101) up.  Not a
+# guarantee: a client socket may hold it as its local port, so the standby's
+# start is retried on another one.
 free_port() {
 	local p
-	for p in $(seq $((PGPORT + 101)) $((PGPORT + 300))); do
+	for p in $(seq "${1:-$((PGPORT + 101))}" $((PGPORT + 300))); do
 		if ! (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; then
 			echo "$p"
 			return 0
@@ -141,14 +144,12 @@ spsql() { PGHOST=127.0.0.1 PGPORT=$sport psql -X -q -v ON_ERROR_STOP=1 "$@"; }
 
 standby_start() {
 	pg_owner=$(pg_owner)
-	sport=$(free_port)
 	sdir=$(mktemp -d)
 	chown "$pg_owner" "$sdir"
 	psql_q -c "ALTER SYSTEM SET cache_ext.wal_invalidations = on" -c "SELECT pg_reload_conf()" >/dev/null
 	as_pg_owner "${PGBIN:+$PGBIN/}pg_basebackup" -D "$sdir/data" -X stream -R -c fast \
 		>"$sdir/basebackup.log" 2>&1 || { cat "$sdir/basebackup.log" >&2; return 1; }
 	as_pg_owner tee -a "$sdir/data/postgresql.conf" >/dev/null <<CONF
-port = $sport
 listen_addresses = '127.0.0.1'
 unix_socket_directories = '$sdir'
 hot_standby = on
@@ -156,9 +157,19 @@ hot_standby_feedback = on
 max_standby_streaming_delay = -1
 cache_ext.key_prefix = 'standby:'
 CONF
-	as_pg_owner "${PGBIN:+$PGBIN/}pg_ctl" -D "$sdir/data" -l "$sdir/standby.log" -w -t 60 start >/dev/null ||
-		{ tail -n 30 "$sdir/standby.log" >&2; return 1; }
-	standby_started=1
+	local attempt
+	sport=$((PGPORT + 100))
+	for attempt in 1 2 3 4 5; do
+		sport=$(free_port $((sport + 1))) || return 1
+		if as_pg_owner "${PGBIN:+$PGBIN/}pg_ctl" -D "$sdir/data" -l "$sdir/standby.log" \
+			-o "-p $sport" -w -t 60 start >/dev/null; then
+			standby_started=1
+			break
+		fi
+		# another port if this one could not be bound, else give up
+		grep -q 'could not bind' "$sdir/standby.log" && [ "$attempt" -lt 5 ] ||
+			{ tail -n 30 "$sdir/standby.log" >&2; return 1; }
+	done
 	[ "$(spsql -Atc 'SELECT pg_is_in_recovery()')" = t ] || return 1
 }
 
