@@ -1055,3 +1055,18 @@ redis_unexpected_reply(const char *what, redisReply *reply)
 						psprintf("Redis at %s answered with a reply of unexpected type %d.",
 								 redis_url->target, type));
 }
+
+/*
+ * Appends s to a Redis SCAN MATCH pattern, taken literally (the glob's
+ * special characters escaped).
+ */
+void
+redis_match_literal(StringInfo pattern, const char *s, int len)
+{
+	for (int i = 0; i < len; i++)
+	{
+		if (strchr("*?[]\\", s[i]) != NULL)
+			appendStringInfoChar(pattern, '\\');
+		appendStringInfoChar(pattern, s[i]);
+	}
+}

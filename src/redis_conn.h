@@ -11,6 +11,7 @@
 #include <hiredis/hiredis.h>
 
 #include "datatype/timestamp.h"
+#include "lib/stringinfo.h"
 #include "storage/latch.h"
 
 /* One command of a pipeline; every argument is binary-safe. */
@@ -66,5 +67,8 @@ typedef struct RedisConnSlot
 extern void redis_conn_switch(RedisConnSlot *other);
 extern void redis_conn_close(void);
 extern const char *redis_conn_error(void);
+
+/* s appended to a SCAN MATCH pattern, taken literally */
+extern void redis_match_literal(StringInfo pattern, const char *s, int len);
 
 #endif							/* REDIS_CONN_H */

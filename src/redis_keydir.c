@@ -580,18 +580,6 @@ cache_keydir_note_keys(int n, const char *const *keys, const size_t *lens,
 	}
 }
 
-/* Appends s to a MATCH pattern, taken literally. */
-static void
-append_literal(StringInfo pattern, const char *s, int len)
-{
-	for (int i = 0; i < len; i++)
-	{
-		if (strchr("*?[]\\", s[i]) != NULL)
-			appendStringInfoChar(pattern, '\\');
-		appendStringInfoChar(pattern, s[i]);
-	}
-}
-
 /*
  * Starts a pass over the pending namespaces that are due: they become
  * filling, and the SCAN matches their longest common prefix.
@@ -634,7 +622,7 @@ start_fill(void)
 		if (fill_pattern == NULL)
 			fill_pattern = makeStringInfo();
 		resetStringInfo(fill_pattern);
-		append_literal(fill_pattern, common, commonlen);
+		redis_match_literal(fill_pattern, common, commonlen);
 		appendStringInfoChar(fill_pattern, '*');
 		MemoryContextSwitchTo(old);
 	}

@@ -381,25 +381,13 @@ redis_ttl(const char *key, int keylen, bool *found)
 
 /* ---- walking the keyspace ---- */
 
-/* Appends s taken literally to a Redis MATCH pattern. */
-static void
-append_literal(StringInfo pattern, const char *s, int len)
-{
-	for (int i = 0; i < len; i++)
-	{
-		if (strchr("*?[]\\", s[i]) != NULL)
-			appendStringInfoChar(pattern, '\\');
-		appendStringInfoChar(pattern, s[i]);
-	}
-}
-
 /* A MATCH pattern: the escaped key prefix, then "tail" as a pattern. */
 static StringInfo
 match_pattern(const char *tail, int len)
 {
 	StringInfo	pattern = makeStringInfo();
 
-	append_literal(pattern, cache_key_prefix, strlen(cache_key_prefix));
+	redis_match_literal(pattern, cache_key_prefix, strlen(cache_key_prefix));
 	appendBinaryStringInfo(pattern, tail, len);
 	return pattern;
 }
@@ -712,7 +700,7 @@ redis_invalidate_prefix(const char *prefix, int len)
 	if (len <= 0 || (n = directory_remove(prefix, len, NULL, 0)) < 0)
 	{
 		pattern = match_pattern("", 0);
-		append_literal(pattern, prefix, len);
+		redis_match_literal(pattern, prefix, len);
 		appendStringInfoChar(pattern, '*');
 		n = scan_keys(WHAT_INVALIDATE, pattern, true);
 	}
